@@ -1,0 +1,1 @@
+"""Reading and writing run data without ROS: rosbag2 bags (`bag`)."""

@@ -1,0 +1,126 @@
+"""Shared pieces of the nodes: parameter declaration, QoS, message conversion."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+# Joint states and commands: reliable, keep last 10. Lockstep simulation needs every command
+# to arrive; a depth of 10 absorbs bursts without letting a stale backlog build up.
+STATE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+COMMAND_QOS = STATE_QOS
+# Trajectories (action chunks): reliable; a late joiner gets nothing old (volatile).
+TRAJECTORY_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                            durability=DurabilityPolicy.VOLATILE)
+# /clock: only the newest matters (ROS convention: depth 1).
+CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+
+_TYPES = {
+    bool: ParameterType.PARAMETER_BOOL,
+    int: ParameterType.PARAMETER_INTEGER,
+    float: ParameterType.PARAMETER_DOUBLE,
+    str: ParameterType.PARAMETER_STRING,
+    list: ParameterType.PARAMETER_DOUBLE_ARRAY,
+}
+
+
+class ParameterError(ValueError):
+    """A node parameter has a bad value; the message names it."""
+
+
+@dataclass(frozen=True)
+class Param:
+    default: Any
+    description: str
+    choices: tuple | None = None
+    positive: bool = False
+
+
+def declare_parameters(node: Node, spec: dict[str, Param]) -> dict[str, Any]:
+    """Declare every parameter of `spec` with a descriptor and return the values, validated."""
+    values = {}
+    for name, p in spec.items():
+        desc = ParameterDescriptor(
+            name=name,
+            type=_TYPES[type(p.default)],
+            description=p.description + (f" One of {list(p.choices)}." if p.choices else ""),
+        )
+        if isinstance(p.default, list) and not p.default:
+            # an empty list has no inferable type: declare the type, value unset -> []
+            from rclpy.parameter import Parameter as RclParameter
+
+            value = node.declare_parameter(name, RclParameter.Type.DOUBLE_ARRAY, desc).value
+            value = [] if value is None else value
+        else:
+            value = node.declare_parameter(name, p.default, desc).value
+        if p.choices and value not in p.choices:
+            raise ParameterError(f"parameter '{name}' of node '{node.get_name()}' is '{value}'; "
+                                 f"expected one of {list(p.choices)}")
+        if p.positive and not (value > 0):
+            raise ParameterError(f"parameter '{name}' of node '{node.get_name()}' must be > 0, got {value}")
+        if isinstance(p.default, list):
+            value = [float(x) for x in value]
+        values[name] = value
+    return values
+
+
+def stamp_to_sec(stamp) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def sec_to_stamp(t: float, stamp) -> None:
+    """Write time t (s) into a builtin_interfaces/Time in place."""
+    ns = int(round(t * 1e9))
+    stamp.sec, stamp.nanosec = divmod(ns, 1_000_000_000)
+
+
+class JointStateError(ValueError):
+    pass
+
+
+class JointOrder:
+    """Maps the joint order of incoming messages onto the controlled joints, by name.
+
+    The index map is cached per name tuple, so the usual case (same names every message)
+    costs one tuple comparison.
+    """
+
+    def __init__(self, joint_names):
+        self.joint_names = list(joint_names)
+        self.n = len(self.joint_names)
+        self._names: tuple | None = None
+        self._idx: np.ndarray | None = None
+
+    def index(self, names) -> np.ndarray:
+        names = tuple(names)
+        if names != self._names:
+            pos = {n: i for i, n in enumerate(names)}
+            missing = [j for j in self.joint_names if j not in pos]
+            if missing:
+                raise JointStateError(f"missing joints: {', '.join(missing)}")
+            if len(pos) != len(names):
+                raise JointStateError("duplicate joint names")
+            self._idx = np.array([pos[j] for j in self.joint_names], dtype=int)
+            self._names = names
+        return self._idx
+
+    def state(self, msg) -> tuple[np.ndarray, np.ndarray]:
+        """(q, v) from a sensor_msgs/JointState; velocity defaults to zero if absent."""
+        idx = self.index(msg.name)
+        n_names = len(msg.name)
+        if len(msg.position) != n_names:
+            raise JointStateError(f"{len(msg.position)} positions for {n_names} names")
+        q = np.asarray(msg.position, dtype=float)[idx]
+        if len(msg.velocity) == 0:
+            v = np.zeros(self.n)
+        elif len(msg.velocity) != n_names:
+            raise JointStateError(f"{len(msg.velocity)} velocities for {n_names} names")
+        else:
+            v = np.asarray(msg.velocity, dtype=float)[idx]
+        if not (np.all(np.isfinite(q)) and np.all(np.isfinite(v))):
+            raise JointStateError("non-finite joint state")
+        return q, v

@@ -1,0 +1,160 @@
+"""Controller node: follows joint trajectories (action chunks) with model-based inverse dynamics.
+
+Subscribes  /joint_states                  sensor_msgs/JointState (mapped by joint name)
+            ~/joint_trajectory             trajectory_msgs/JointTrajectory (chunks, time_from_start)
+Publishes   /<controller_name>/commands    std_msgs/Float64MultiArray, one per joint state
+            ~/reference                    sensor_msgs/JointState: reference q, v and the command
+            /diagnostics                   diagnostic_msgs/DiagnosticArray (1 Hz)
+
+Time is the stamp of the latest joint state (sim time in simulation), so the loop is
+deterministic in lockstep. A trajectory with a zero header stamp starts now; otherwise
+header.stamp is its absolute start time. Rejected trajectories (unknown joints, NaN/Inf,
+non-increasing times, stale) are logged and counted; the last good reference is held.
+"""
+from __future__ import annotations
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+from trajectory_msgs.msg import JointTrajectory
+
+from robot_ctrl.control import OUTPUT_MODES, JointController, TrajectoryError
+from robot_ctrl.model import RobotModel
+from robot_ctrl.ros.common import (
+    COMMAND_QOS,
+    STATE_QOS,
+    TRAJECTORY_QOS,
+    JointOrder,
+    JointStateError,
+    Param,
+    ParameterError,
+    declare_parameters,
+    stamp_to_sec,
+)
+
+PARAMS = {
+    "robot": Param("panda", "Robot name (config/robots/<robot>.yaml) or path to a robot YAML."),
+    "command_mode": Param("effort", "Output: effort (computed torque), position or velocity targets.",
+                          choices=OUTPUT_MODES),
+    "controller_name": Param("forward_effort_controller", "Commands go to /<controller_name>/commands."),
+    "kp": Param([], "Stiffness per joint (1/s^2); empty: the robot YAML's gains."),
+    "kd": Param([], "Damping per joint (1/s); empty: the robot YAML's gains."),
+    "publish_reference": Param(True, "Publish ~/reference (reference q, v and the command) every cycle."),
+}
+
+
+def trajectory_arrays(msg: JointTrajectory):
+    """(times, positions, velocities|None) from a JointTrajectory; velocities only if every point has them."""
+    n = len(msg.joint_names)
+    times = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points]
+    for k, p in enumerate(msg.points):
+        if len(p.positions) != n:
+            raise TrajectoryError(f"point {k} has {len(p.positions)} positions for {n} joints")
+    positions = np.array([p.positions for p in msg.points], dtype=float).reshape(len(msg.points), n)
+    velocities = None
+    if msg.points and all(len(p.velocities) == n for p in msg.points):
+        velocities = np.array([p.velocities for p in msg.points], dtype=float)
+    elif any(len(p.velocities) not in (0, n) for p in msg.points):
+        raise TrajectoryError("velocities must be given for all joints of a point or for none")
+    return times, positions, velocities
+
+
+class ControllerNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("controller", **kwargs)
+        p = declare_parameters(self, PARAMS)
+        self.params = p
+        robot = RobotModel.load(p["robot"])
+        for key in ("kp", "kd"):
+            if p[key] and len(p[key]) != robot.n:
+                raise ParameterError(f"parameter '{key}' has {len(p[key])} values; {robot.name} has {robot.n} joints")
+        self.ctrl = JointController(robot, p["command_mode"], kp=p["kp"] or None, kd=p["kd"] or None)
+        self.order = JointOrder(robot.joint_names)
+        self.t_now: float | None = None
+        self.q = self.v = None
+        self.rejected_states = 0
+        self.rejected_trajectories = 0
+        self.accepted_trajectories = 0
+        self.cycles = 0
+        self._cmd = Float64MultiArray()
+        self._ref = JointState()
+        self._ref.name = list(robot.joint_names)
+
+        topic = f"/{p['controller_name'].strip('/')}/commands"
+        self.cmd_pub = self.create_publisher(Float64MultiArray, topic, COMMAND_QOS)
+        self.ref_pub = self.create_publisher(JointState, "~/reference", STATE_QOS) if p["publish_reference"] else None
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_subscription(JointState, "/joint_states", self._on_state, STATE_QOS)
+        self.create_subscription(JointTrajectory, "~/joint_trajectory", self._on_trajectory, TRAJECTORY_QOS)
+        self.create_timer(1.0, self._publish_diagnostics)
+        self.get_logger().info(f"{robot.name}: {p['command_mode']} commands on {topic}")
+
+    def _on_state(self, msg: JointState) -> None:
+        try:
+            q, v = self.order.state(msg)
+        except JointStateError as exc:
+            self.rejected_states += 1
+            self.get_logger().error(f"rejected joint state: {exc}", throttle_duration_sec=1.0)
+            return
+        t = stamp_to_sec(msg.header.stamp)
+        self.t_now, self.q, self.v = t, q, v
+        u = self.ctrl.update(t, q, v)
+        self._cmd.data = u.tolist()
+        self.cmd_pub.publish(self._cmd)
+        self.cycles += 1
+        if self.ref_pub is not None:
+            ref = self._ref
+            ref.header.stamp = msg.header.stamp
+            ref.position = self.ctrl.executor.q.tolist()
+            ref.velocity = self.ctrl.executor.v.tolist()
+            ref.effort = self._cmd.data
+            self.ref_pub.publish(ref)
+
+    def _on_trajectory(self, msg: JointTrajectory) -> None:
+        try:
+            if self.t_now is None:
+                raise TrajectoryError("no joint state received yet")
+            times, positions, velocities = trajectory_arrays(msg)
+            stamp = stamp_to_sec(msg.header.stamp)
+            kept = self.ctrl.executor.set_chunk(
+                self.t_now, times, positions, velocities, joint_names=list(msg.joint_names),
+                t_start=stamp if stamp > 0 else None,
+            )
+        except (TrajectoryError, ValueError) as exc:
+            self.rejected_trajectories += 1
+            self.get_logger().error(f"rejected trajectory, holding the last good reference: {exc}",
+                                    throttle_duration_sec=1.0)
+            return
+        self.accepted_trajectories += 1
+        self.get_logger().debug(f"accepted trajectory with {kept} points")
+
+    def _publish_diagnostics(self) -> None:
+        st = DiagnosticStatus(name="robot_ctrl/controller", hardware_id=self.ctrl.robot.name,
+                              level=DiagnosticStatus.OK, message="running")
+        err = float(np.linalg.norm(self.ctrl.error))
+        values = {
+            "cycles": str(self.cycles),
+            "accepted_trajectories": str(self.accepted_trajectories),
+            "rejected_trajectories": str(self.rejected_trajectories),
+            "rejected_states": str(self.rejected_states),
+            "tracking_error_norm": f"{err:.6f}",
+            "nonfinite_commands_replaced": str(self.ctrl.nonfinite),
+        }
+        if self.rejected_trajectories or self.rejected_states:
+            st.level, st.message = DiagnosticStatus.WARN, "rejected input"
+        st.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        arr = DiagnosticArray(status=[st])
+        arr.header.stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(arr)
+
+
+def main(args=None):
+    from robot_ctrl.ros.runner import run_nodes
+
+    run_nodes([ControllerNode], args=args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""Simulator node: MuJoCo world behind the topics a ros2_control robot exposes.
+
+Subscribes  /<controller_name>/commands   std_msgs/Float64MultiArray (effort|position|velocity)
+Publishes   /joint_states                 sensor_msgs/JointState, stamped in sim time
+            /clock                        rosgraph_msgs/Clock
+            /diagnostics                  diagnostic_msgs/DiagnosticArray (1 Hz)
+Service     ~/reset                       std_srvs/Trigger
+
+timing_mode:
+- lockstep: each command received advances one control period, then the new state is
+  published. Deterministic; runs as fast as the loop turns. Until the first command (or when
+  no command arrives for lockstep_republish_s) the current state is re-published.
+- realtime: a thread steps one control period per tick of the wall clock and applies the
+  latest command (zero-order hold); a tick with no new command counts as missed.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.node import Node
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+
+from robot_ctrl.model import RobotModel
+from robot_ctrl.ros.common import CLOCK_QOS, COMMAND_QOS, STATE_QOS, Param, declare_parameters, sec_to_stamp
+from robot_ctrl.sim import COMMAND_MODES, CommandError, Simulator
+from robot_ctrl.sim.pacing import LoopStats, Pacer
+
+PARAMS = {
+    "robot": Param("panda", "Robot name (config/robots/<robot>.yaml) or path to a robot YAML."),
+    "scene": Param("table", "Scene name (sim/scenes/<scene>.xml) or path to an MJCF scene."),
+    "command_mode": Param("effort", "Actuator interface the simulator exposes.", choices=COMMAND_MODES),
+    "timing_mode": Param("lockstep", "realtime: paced to the wall clock; lockstep: one control period per command.",
+                         choices=("realtime", "lockstep")),
+    "control_rate_hz": Param(500.0, "Control rate: joint states published per simulated second.", positive=True),
+    "physics_rate_hz": Param(1000.0, "MuJoCo physics rate; a whole multiple of control_rate_hz.", positive=True),
+    "controller_name": Param("forward_effort_controller",
+                             "Commands are read from /<controller_name>/commands (ros2_control convention)."),
+    "publish_clock": Param(True, "Publish /clock in sim time (for use_sim_time)."),
+    "lockstep_republish_s": Param(0.1, "Lockstep: re-publish the state after this long (wall) without a command.",
+                                  positive=True),
+}
+
+
+class SimNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("sim", **kwargs)
+        p = declare_parameters(self, PARAMS)
+        self.params = p
+        robot = RobotModel.load(p["robot"])
+        self.sim = Simulator(robot, scene=p["scene"], command_mode=p["command_mode"],
+                             control_dt=1.0 / p["control_rate_hz"], physics_dt=1.0 / p["physics_rate_hz"])
+        self.lockstep = p["timing_mode"] == "lockstep"
+        self.lock = threading.Lock()
+        self.stats = LoopStats()
+        self._js = JointState()
+        self._js.name = list(robot.joint_names)
+        self._clock_msg = Clock()
+        self._pending: np.ndarray | None = None  # realtime: newest command not yet applied
+        self._last_cmd_wall = 0.0
+        self._last_pub_wall = 0.0
+        self._wall0 = time.perf_counter()
+        self._sim0 = 0.0
+
+        self.state_pub = self.create_publisher(JointState, "/joint_states", STATE_QOS)
+        self.clock_pub = self.create_publisher(Clock, "/clock", CLOCK_QOS) if p["publish_clock"] else None
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        topic = f"/{p['controller_name'].strip('/')}/commands"
+        self.create_subscription(Float64MultiArray, topic, self._on_command, COMMAND_QOS)
+        self.create_service(Trigger, "~/reset", self._on_reset)
+        self.create_timer(1.0, self._publish_diagnostics)
+        self.get_logger().info(
+            f"{robot.name} in '{p['scene']}', {p['command_mode']} commands on {topic}, "
+            f"{p['timing_mode']} at {p['control_rate_hz']:.0f} Hz"
+        )
+        self._running = True
+        if self.lockstep:
+            self.create_timer(p["lockstep_republish_s"], self._lockstep_idle)
+            self._publish_state()
+            self._thread = None
+        else:
+            self._thread = threading.Thread(target=self._realtime_loop, name="sim_realtime", daemon=True)
+            self._thread.start()
+
+    # -- publishing ----------------------------------------------------------------------
+    def _publish_state(self) -> None:
+        sim = self.sim
+        js = self._js
+        sec_to_stamp(sim.time, js.header.stamp)
+        js.position = sim.q.tolist()
+        js.velocity = sim.v.tolist()
+        js.effort = sim.effort.tolist()
+        self.stats.mark_published()
+        self.state_pub.publish(js)
+        if self.clock_pub is not None:
+            self._clock_msg.clock = js.header.stamp
+            self.clock_pub.publish(self._clock_msg)
+        self._last_pub_wall = time.perf_counter()
+
+    # -- commands ------------------------------------------------------------------------
+    def _on_command(self, msg: Float64MultiArray) -> None:
+        try:
+            u = self.sim._check(msg.data, f"{self.sim.command_mode} command")
+        except CommandError as exc:
+            self.sim.rejected += 1
+            self.get_logger().error(f"rejected command: {exc}", throttle_duration_sec=1.0)
+            return
+        self.stats.mark_command()
+        self._last_cmd_wall = time.perf_counter()
+        if self.lockstep:
+            with self.lock:
+                self.sim.data.ctrl[:] = u
+                self.sim.step()
+                self._publish_state()
+        else:
+            with self.lock:
+                self._pending = u
+
+    def _lockstep_idle(self) -> None:
+        now = time.perf_counter()
+        if now - max(self._last_cmd_wall, self._last_pub_wall) >= self.params["lockstep_republish_s"]:
+            with self.lock:
+                self._publish_state()
+
+    def _realtime_loop(self) -> None:
+        pacer = Pacer(self.sim.control_dt)
+        while self._running and rclpy.ok():
+            pacer.wait()
+            with self.lock:
+                if self._pending is not None:
+                    self.sim.data.ctrl[:] = self._pending
+                    self._pending = None
+                    self.stats.fresh += 1
+                elif self.stats.commands > 0:
+                    self.stats.missed += 1
+                self.sim.step()
+                self._publish_state()
+            self.stats.overruns = pacer.overruns
+
+    def _on_reset(self, request, response):
+        with self.lock:
+            self.sim.reset()
+            self._pending = None
+            self._publish_state()
+        response.success = True
+        response.message = f"reset to home at sim time {self.sim.time:.3f}"
+        self.get_logger().info(response.message)
+        return response
+
+    def _publish_diagnostics(self) -> None:
+        wall = time.perf_counter() - self._wall0
+        rtf = (self.sim.time - self._sim0) / wall if wall > 0 else 0.0
+        self._wall0, self._sim0 = time.perf_counter(), self.sim.time
+        st = DiagnosticStatus(name="robot_ctrl/sim", hardware_id=self.sim.robot.name, level=DiagnosticStatus.OK,
+                              message="running")
+        values = {
+            "sim_time": f"{self.sim.time:.3f}",
+            "realtime_factor": f"{rtf:.2f}",
+            "steps": str(self.sim.steps),
+            "commands": str(self.stats.commands),
+            "rejected_commands": str(self.sim.rejected),
+            "missed_periods": str(self.stats.missed),
+        }
+        st.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        arr = DiagnosticArray(status=[st])
+        sec_to_stamp(self.sim.time, arr.header.stamp)
+        self.diag_pub.publish(arr)
+
+    def destroy_node(self):
+        self._running = False
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
+        return super().destroy_node()
+
+
+def main(args=None):
+    from robot_ctrl.ros.runner import run_nodes
+
+    run_nodes([SimNode], args=args)
+
+
+if __name__ == "__main__":
+    main()
