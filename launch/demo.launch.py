@@ -1,0 +1,86 @@
+"""The simulator + controller of sim.launch.py, driven by the demo driver (a stand-in policy
+that sends overlapping action chunks through a waypoint tour).
+
+    ros2 launch robot_ctrl demo.launch.py [robot:=panda] [command_mode:=effort]
+        [timing_mode:=lockstep|realtime] [use_sim_time:=true] [controller_name:=forward_effort_controller]
+
+Self-contained on purpose (no IncludeLaunchDescription), so tests/test_launch.py can check
+every node statically; keep the sim and controller entries in step with sim.launch.py.
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+
+def generate_launch_description():
+    robot = LaunchConfiguration("robot")
+    command_mode = LaunchConfiguration("command_mode")
+    timing_mode = LaunchConfiguration("timing_mode")
+    use_sim_time = LaunchConfiguration("use_sim_time")
+    controller_name = LaunchConfiguration("controller_name")
+
+    arguments = [
+        DeclareLaunchArgument("robot", default_value="panda",
+                              description="Robot name (config/robots/<robot>.yaml) or path to a robot YAML."),
+        DeclareLaunchArgument("command_mode", default_value="effort", choices=["effort", "position", "velocity"],
+                              description="Actuator interface of the simulator and output of the controller."),
+        DeclareLaunchArgument("timing_mode", default_value="lockstep", choices=["lockstep", "realtime"],
+                              description="lockstep: one control period per command; realtime: wall-clock paced."),
+        DeclareLaunchArgument("use_sim_time", default_value="true",
+                              description="Controller and demo driver follow /clock from the simulator."),
+        DeclareLaunchArgument("controller_name", default_value="forward_effort_controller",
+                              description="Commands travel on /<controller_name>/commands."),
+    ]
+
+    sim = Node(
+        package="robot_ctrl",
+        executable="sim_node",
+        name="sim",
+        output="screen",
+        parameters=[
+            PathJoinSubstitution([FindPackageShare("robot_ctrl"), "config", "sim.yaml"]),
+            {
+                "robot": robot,
+                "command_mode": command_mode,
+                "timing_mode": timing_mode,
+                "controller_name": controller_name,
+                "use_sim_time": False,  # the simulator publishes /clock; it never waits for it
+            },
+        ],
+    )
+
+    controller = Node(
+        package="robot_ctrl",
+        executable="controller_node",
+        name="controller",
+        output="screen",
+        parameters=[
+            PathJoinSubstitution([FindPackageShare("robot_ctrl"), "config", "controller.yaml"]),
+            {
+                "robot": robot,
+                "command_mode": command_mode,
+                "controller_name": controller_name,
+                "use_sim_time": use_sim_time,
+            },
+        ],
+    )
+
+    # Publishes chunks on /controller/joint_trajectory (config/demo_driver.yaml), the
+    # controller's ~/joint_trajectory.
+    demo_driver = Node(
+        package="robot_ctrl",
+        executable="demo_driver",
+        name="demo_driver",
+        output="screen",
+        parameters=[
+            PathJoinSubstitution([FindPackageShare("robot_ctrl"), "config", "demo_driver.yaml"]),
+            {
+                "robot": robot,
+                "use_sim_time": use_sim_time,
+            },
+        ],
+    )
+
+    return LaunchDescription(arguments + [sim, controller, demo_driver])

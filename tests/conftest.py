@@ -1,0 +1,11 @@
+"""Test-wide setup: DDS stays on the loopback, with a ROS domain of its own per test run."""
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(REPO / "config" / "dds" / "loopback.xml")
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ["RMW_IMPLEMENTATION"] = "rmw_fastrtps_cpp"
+os.environ["ROS_DOMAIN_ID"] = str(10 + os.getpid() % 90)
+os.environ.setdefault("MUJOCO_GL", "egl")
