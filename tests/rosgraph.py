@@ -1,0 +1,63 @@
+"""Helpers for graph tests: start node executables as processes (as `ros2 launch` would) and
+observe them from a probe node in the test process."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import rclpy
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def start_node(executable: str, params_file: str, overrides: dict | None = None) -> subprocess.Popen:
+    """Run an installed node executable with a params file from config/ and -p overrides."""
+    exe = BIN / executable
+    assert exe.exists(), f"node executable {exe} is not installed"
+    cmd = [str(exe), "--ros-args", "--params-file", str(REPO / "config" / params_file)]
+    for k, v in (overrides or {}).items():
+        cmd += ["-p", f"{k}:={v}"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ.copy())
+
+
+def stop(procs) -> list[str]:
+    """SIGINT every process, wait, kill stragglers; return their outputs."""
+    outs = []
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+    for p in procs:
+        try:
+            out, _ = p.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, _ = p.communicate()
+        outs.append(out.decode(errors="replace") if out else "")
+    return outs
+
+
+def spin_until(node, predicate, timeout: float, procs=()) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rclpy.spin_once(node, timeout_sec=0.02)
+        if predicate():
+            return True
+        for p in procs:
+            if p.poll() is not None:
+                raise RuntimeError(f"node process exited early with {p.returncode}:\n"
+                                   + p.stdout.read().decode(errors="replace"))
+    return False
+
+
+def diag_values(msgs, name: str) -> dict:
+    """Latest key/values of the diagnostic status `name` seen in `msgs`."""
+    for m in reversed(msgs):
+        for st in m.status:
+            if st.name == name:
+                return {kv.key: kv.value for kv in st.values}
+    return {}
