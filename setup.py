@@ -82,7 +82,6 @@ setup(
     maintainer_email="dev@robot-ctrl.local",
     description="ROS 2 control stack that runs learned robot policies behind a safety filter",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": ["robot-ctrl = robot_ctrl.cli:main"] + NODES,
     },
