@@ -9,6 +9,8 @@ e = q_d - q. The command is always finite: a non-finite result falls back to the
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from robot_ctrl.control.trajectory import ChunkExecutor
@@ -43,7 +45,13 @@ class JointController:
 
     def update(self, t: float, q: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Command for state (q, v) at time t. On the first call the reference is q (hold)."""
+        if not math.isfinite(t):
+            self.nonfinite += 1
+            return self.hold_command(q)
         if not self.executor.started:
+            if not np.all(np.isfinite(q)):  # no reference to start from: hold, start on a good state
+                self.nonfinite += 1
+                return self.hold_command(q)
             self.executor.hold(t, q)
         qd, vd, ad = self.executor.sample(t)
         np.subtract(qd, q, out=self.error)

@@ -11,7 +11,8 @@ piecewise-cubic reference q_ref(t):
   chunk's first point lies; points at or before that moment are dropped;
 - after the last point the reference holds the last position at rest.
 
-Joints a chunk does not name keep their current reference position. Bad chunks raise
+Joints a chunk does not name pass through their current reference at the chunk's points and
+come to rest with the others at its end. Bad chunks raise
 TrajectoryError and leave the current reference untouched.
 
 Sampling is the hot path: a binary search and a Horner evaluation into preallocated arrays.
@@ -66,7 +67,7 @@ class ChunkExecutor:
     def sample(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Reference (q, v, a) at time t. The arrays are reused between calls: copy to keep."""
         x = self._x
-        if self._c.shape[1] == 0 or t >= x[-1]:
+        if self._c.shape[1] == 0 or not t < x[-1]:  # also NaN: hold the end
             self.q[:] = self._q_end
             self.v[:] = 0.0
             self.a[:] = 0.0
@@ -144,18 +145,22 @@ class ChunkExecutor:
             raise TrajectoryError(
                 f"chunk is stale: its last point ({T_abs[-1]:.4f} s) is not after now ({t_now:.4f} s)"
             )
-        q0, v0, _ = self.sample(t_now)
-        q0, v0 = q0.copy(), v0.copy()
-        cols = [self._index[j] for j in names]
-        Q = np.repeat(q0[None, :], keep.sum() + 1, axis=0)
-        Q[1:, cols] = P[keep]
         x = np.concatenate(([float(t_now)], T_abs[keep]))
+        # The current reference at the new knots: the start state of the new chunk, and the
+        # continuing motion of joints the chunk does not name.
+        Q = np.empty((len(x), self.n))
+        D = np.empty((len(x), self.n))
+        for k, tk in enumerate(x):
+            qk, vk, _ = self.sample(tk)
+            Q[k], D[k] = qk, vk
+        v0 = D[0].copy()
+        cols = [self._index[j] for j in names]
+        Q[1:, cols] = P[keep]
         if V is not None:
-            D = np.zeros_like(Q)
-            D[0] = v0
             D[1:, cols] = V[keep]
             spline = CubicHermiteSpline(x, Q, D, axis=0)
         else:
+            # at rest at the end: the reference holds after its last point
             spline = CubicSpline(x, Q, axis=0, bc_type=((1, v0), (1, np.zeros(self.n))))
         self._x = x
         self._c = np.ascontiguousarray(spline.c)

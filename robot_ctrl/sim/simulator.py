@@ -98,9 +98,11 @@ class Simulator:
     # -- commands ----------------------------------------------------------------------
     def _check(self, u, what: str) -> np.ndarray:
         try:
-            arr = np.asarray(u, dtype=float).reshape(-1)
+            arr = np.asarray(u, dtype=float)
         except (TypeError, ValueError):
             raise CommandError(f"{what}: not a numeric array") from None
+        if arr.ndim != 1:
+            raise CommandError(f"{what}: expected a flat array of {self.n} values, got shape {arr.shape}")
         if arr.shape[0] != self.n:
             raise CommandError(f"{what}: expected {self.n} values ({', '.join(self.joint_names)}), got {arr.shape[0]}")
         if not np.all(np.isfinite(arr)):

@@ -52,6 +52,21 @@ def servo_gains(robot: RobotModel) -> tuple[np.ndarray, np.ndarray]:
     return omega**2 * m_diag, 2.0 * 0.7 * omega * m_diag
 
 
+def exclude_adjacent_links(spec: mujoco.MjSpec, prefix: str) -> None:
+    """No contacts between a robot link and its parent link, as in URDF/SRDF practice.
+
+    MuJoCo filters parent-child contacts itself except where the parent is welded to the
+    world (a fixed robot base): then the base and the first moving link collide, and robots
+    whose meshes overlap at that joint (e.g. the SO-100) are pushed apart from the start.
+    """
+    world = spec.worldbody.name
+    for body in spec.bodies:
+        parent = body.parent
+        if parent is None or parent.name == world or not body.name.startswith(prefix):
+            continue
+        spec.add_exclude(bodyname1=parent.name, bodyname2=body.name)
+
+
 def build_spec(
     robot: RobotModel,
     scene: str | None = "table",
@@ -70,6 +85,7 @@ def build_spec(
         spec, prefix = robot_spec, ""
     if physics_dt is not None:
         spec.option.timestep = float(physics_dt)
+    exclude_adjacent_links(spec, prefix)
 
     kp, kd = servo_gains(robot)
     gravcomp = command_mode != "effort"
