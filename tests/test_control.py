@@ -385,3 +385,18 @@ def test_default_waypoints_inside_limits(panda):
     np.testing.assert_array_equal(W[-1], panda.home)
     assert np.all(W >= panda.q_min) and np.all(W <= panda.q_max)
     assert np.all(np.abs(W[1:-1] - panda.home).max(axis=0) > 0)  # every joint moves
+
+
+def test_controller_restarts_reference_when_time_goes_backwards(panda):
+    # a simulator reset sends time back to 0; the old reference must not drag the arm away
+    ctrl = JointController(panda, "position")
+    q0 = panda.home.copy()
+    ctrl.update(0.0, q0, np.zeros(panda.n))
+    target = q0 + 0.2 * (np.arange(panda.n) < 7)
+    ctrl.executor.set_chunk(0.0, [1.0], target[None, :])
+    u = ctrl.update(2.0, target, np.zeros(panda.n))
+    np.testing.assert_allclose(u, target)
+    u = ctrl.update(0.0, q0, np.zeros(panda.n))  # reset: back at home, time 0
+    np.testing.assert_allclose(u, q0)
+    assert ctrl.time_resets == 1
+    np.testing.assert_allclose(ctrl.update(0.5, q0, np.zeros(panda.n)), q0)

@@ -5,7 +5,8 @@ Output per command mode (chosen in config):
             call rnea(q, v, a_d + Kp e + Kd de), clamped to the effort limits;
 - position: q_d, clamped to the position limits (the robot's servo tracks it);
 - velocity: v_d + (Kp/Kd) e, clamped to the velocity limits.
-e = q_d - q. The command is always finite: a non-finite result falls back to the hold command.
+e = q_d - q. If time goes backwards (a simulator reset), the reference restarts as a hold at
+the current state. The command is always finite: a non-finite result falls back to the hold command.
 """
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ class JointController:
         self.executor = ChunkExecutor(robot.joint_names)
         self.error = np.zeros(self.n)
         self.nonfinite = 0
+        self.time_resets = 0
+        self._t_last = -math.inf
         self._acc = np.zeros(self.n)
 
     @property
@@ -48,6 +51,12 @@ class JointController:
         if not math.isfinite(t):
             self.nonfinite += 1
             return self.hold_command(q)
+        if self.executor.started and t < self._t_last:
+            # time went backwards (simulator reset, bag replay): the old reference belongs to
+            # another timeline, so hold where the robot is now
+            self.time_resets += 1
+            self.executor.hold(t, q)
+        self._t_last = t
         if not self.executor.started:
             if not np.all(np.isfinite(q)):  # no reference to start from: hold, start on a good state
                 self.nonfinite += 1

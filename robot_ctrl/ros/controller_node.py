@@ -141,6 +141,7 @@ class ControllerNode(Node):
             "rejected_states": str(self.rejected_states),
             "tracking_error_norm": f"{err:.6f}",
             "nonfinite_commands_replaced": str(self.ctrl.nonfinite),
+            "time_resets": str(self.ctrl.time_resets),
         }
         if self.rejected_trajectories or self.rejected_states:
             st.level, st.message = DiagnosticStatus.WARN, "rejected input"
