@@ -9,3 +9,20 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ["RMW_IMPLEMENTATION"] = "rmw_fastrtps_cpp"
 os.environ["ROS_DOMAIN_ID"] = str(10 + os.getpid() % 90)
 os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def panda():
+    from robot_ctrl.model import RobotModel
+
+    return RobotModel.load("panda")
+
+
+@pytest.fixture(scope="session")
+def ur5():
+    from robot_ctrl.model import RobotModel
+
+    return RobotModel.load("ur5")

@@ -21,11 +21,6 @@ def ex() -> ChunkExecutor:
     return e
 
 
-@pytest.fixture(scope="module")
-def panda() -> RobotModel:
-    return RobotModel.load("panda")
-
-
 def sample(e: ChunkExecutor, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     q, v, a = e.sample(t)
     return q.copy(), v.copy(), a.copy()

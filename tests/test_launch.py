@@ -243,6 +243,41 @@ class _LaunchFile:
         except ValueError:
             return UNKNOWN
 
+    def includes(self) -> list[tuple[ast.Call, Path | None, list[str] | None]]:
+        """IncludeLaunchDescription(PythonLaunchDescriptionSource(<robot_ctrl share path>),
+        launch_arguments=...): (call, included file, argument names)."""
+        out = []
+        for call in self.calls:
+            if _call_name(call) != "IncludeLaunchDescription":
+                continue
+            source = self.resolve(_arg(call, 0, "launch_description_source"))
+            path = None
+            if isinstance(source, ast.Call) and _call_name(source) == "PythonLaunchDescriptionSource":
+                target = self.resolve(_arg(source, 0, "launch_file_path"))
+                if isinstance(target, ast.Call) and _call_name(target) == "PathJoinSubstitution":
+                    path = self.params_file(target)
+            if path is None:
+                self.problem(call, "included launch file must be PythonLaunchDescriptionSource("
+                                   "PathJoinSubstitution([FindPackageShare('robot_ctrl'), ...]))")
+            out.append((call, path, self._argument_names(_arg(call, None, "launch_arguments"))))
+        return out
+
+    def _argument_names(self, expr) -> list[str] | None:
+        expr = self.resolve(expr)
+        if expr is None:
+            return []
+        if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr == "items":
+            expr = self.resolve(expr.func.value)
+        if isinstance(expr, ast.Dict):
+            keys = [_const_str(self.resolve(k)) for k in expr.keys]
+            return None if None in keys else keys
+        if isinstance(expr, ast.DictComp) and len(expr.generators) == 1:
+            it = self.resolve(expr.generators[0].iter)
+            if isinstance(it, (ast.Tuple, ast.List)):
+                keys = [_const_str(self.resolve(e)) for e in it.elts]
+                return None if None in keys else keys
+        return None
+
     def nodes(self) -> list[LaunchNode]:
         out = []
         for call in self.calls:
@@ -352,8 +387,22 @@ def validate_launch_file(path: Path, share: Path = REPO, probe: NodeProbe | None
         elif name not in lf.arguments:
             lf.problem(call, f"LaunchConfiguration('{name}') has no DeclareLaunchArgument('{name}')")
 
+    includes = lf.includes()
+    for call, inc_path, arg_names in includes:
+        if inc_path is None:
+            continue
+        if not inc_path.exists():
+            lf.problem(call, f"included launch file {inc_path} does not exist")
+            continue
+        if arg_names is None:
+            lf.problem(call, "launch_arguments of the include cannot be read statically")
+            continue
+        declared = _LaunchFile(inc_path, share).arguments
+        for name in arg_names:
+            if name not in declared:
+                lf.problem(call, f"launch argument '{name}' is not declared by {inc_path.name}")
     nodes = lf.nodes()
-    if not nodes:
+    if not nodes and not includes:
         lf.problems.append(f"{path.name}: starts no Node")
     scripts, declared_nodes = console_scripts(), setup_py_nodes()
     own_probe = probe is None
@@ -442,7 +491,11 @@ def test_sim_is_the_clock_source(path):
 
 def test_expected_nodes():
     def executables(name):
-        return sorted(n.executable for n in _LaunchFile(REPO / "launch" / name, REPO).nodes())
+        lf = _LaunchFile(REPO / "launch" / name, REPO)
+        found = [n.executable for n in lf.nodes()]
+        for _, inc_path, _ in lf.includes():
+            found += executables(inc_path.name)
+        return sorted(found)
 
     assert executables("sim.launch.py") == ["controller_node", "sim_node"]
     assert executables("demo.launch.py") == ["controller_node", "demo_driver", "sim_node"]
@@ -519,3 +572,21 @@ def test_validator_catches_wrong_types(tmp_path, probe):
         (REPO / "config" / "sim.yaml").read_text().replace("control_rate_hz: 500.0", "control_rate_hz: 500"))
     problems = validate_launch_file(REPO / "launch" / "sim.launch.py", share=share, probe=probe)
     assert any("SimNode fails to start" in p and "control_rate_hz" in p for p in problems), problems
+
+
+def test_validator_checks_includes(tmp_path, probe):
+    (tmp_path / "launch").mkdir()
+    (tmp_path / "config").symlink_to(REPO / "config")
+    (tmp_path / "launch" / "sim.launch.py").write_text((REPO / "launch" / "sim.launch.py").read_text())
+    text = (REPO / "launch" / "demo.launch.py").read_text()
+    bad = tmp_path / "launch" / "bad.launch.py"
+    bad.write_text(text.replace('"robot": LaunchConfiguration("robot"),', '"robot": LaunchConfiguration("robot"),\n'
+                                '            "no_such_arg": LaunchConfiguration("no_such_arg"),').replace(
+        'DeclareLaunchArgument("robot",', 'DeclareLaunchArgument("no_such_arg", default_value="x"),\n'
+        '        DeclareLaunchArgument("robot",'))
+    problems = "\n".join(validate_launch_file(bad, share=tmp_path, probe=probe))
+    assert "launch argument 'no_such_arg' is not declared by sim.launch.py" in problems, problems
+    missing = tmp_path / "launch" / "missing.launch.py"
+    missing.write_text(text.replace('"sim.launch.py"', '"gone.launch.py"'))
+    problems = "\n".join(validate_launch_file(missing, share=tmp_path, probe=probe))
+    assert "gone.launch.py does not exist" in problems, problems

@@ -23,16 +23,6 @@ UR_JOINTS = ["shoulder_pan_joint", "shoulder_lift_joint", "elbow_joint", "wrist_
              "wrist_3_joint"]
 
 
-@pytest.fixture(scope="module")
-def panda() -> RobotModel:
-    return RobotModel.load("panda")
-
-
-@pytest.fixture(scope="module")
-def ur5() -> RobotModel:
-    return RobotModel.load("ur5")
-
-
 def robot_yaml(name: str) -> dict:
     return yaml.safe_load(config_path("robots", f"{name}.yaml").read_text())
 

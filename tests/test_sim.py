@@ -19,16 +19,6 @@ from robot_ctrl.sim.pacing import Pacer
 from robot_ctrl.sim.world import robot_prefix
 
 
-@pytest.fixture(scope="module")
-def panda() -> RobotModel:
-    return RobotModel.load("panda")
-
-
-@pytest.fixture(scope="module")
-def ur5() -> RobotModel:
-    return RobotModel.load("ur5")
-
-
 # -- dynamics: pinocchio RNEA == MuJoCo inverse dynamics -------------------------------------------
 def full_mass_matrix(model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:
     M = np.zeros((model.nv, model.nv))
