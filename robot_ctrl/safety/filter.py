@@ -1,0 +1,182 @@
+"""CBF-QP safety filter: the smallest change to a nominal command that keeps every barrier.
+
+    f = SafetyFilter(robot, [JointPositionLimits(), JointVelocityLimits(), EffortLimits()],
+                     mode="effort", dt=0.002)
+    out = f.step(q, v, u_nom)      # out.u is always finite
+
+Per step: rows from every constraint (A u ≤ b) → QP  min ½‖u − u_nom‖²_W  → check. If the QP is
+infeasible, a slack-relaxed QP (every barrier row soft, box rows on τ hard) is tried; if that
+fails too, or the state or nominal command is bad, the filter brakes: it decelerates at the
+limits towards rest (velocity mode: the last command → 0 at a_brake; effort mode: τ = M q̈_brake + h,
+clamped to the effort limits). The outcome says which rows were binding or violated.
+
+Online class-K gains: `alpha_fn(q, v, h_min) -> scale` (e.g. a learned policy) multiplies every
+constraint's α each step; `adaptive_alpha` is a shipped rule.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pinocchio as pin
+
+from robot_ctrl.model.robot import RobotModel
+from robot_ctrl.safety.constraints import Constraint, StepData
+from robot_ctrl.safety.qp import CvxpyBackend, DaqpBackend
+
+MODES = ("velocity", "effort")
+
+
+@dataclass
+class FilterOutcome:
+    u: np.ndarray
+    status: str  # "ok" | "relaxed" | "brake" | "rejected"
+    intervention: float
+    h_min: float
+    solve_us: float
+    binding: list[str] = field(default_factory=list)
+    violated: list[str] = field(default_factory=list)
+    residual: float = 0.0
+
+
+def adaptive_alpha(q, v, h_min: float, h_ref: float = 0.05, lo: float = 0.3, hi: float = 1.0) -> float:
+    """Shipped online class-K rule: full gain far from the boundary, down to `lo` x near it.
+
+    Near the boundary a smaller α brakes earlier and more gently (less aggressive approach);
+    far away the full gain leaves the nominal command untouched.
+    """
+    if not np.isfinite(h_min):
+        return hi
+    s = np.clip(h_min / h_ref, 0.0, 1.0)
+    return float(lo + (hi - lo) * s)
+
+
+class SafetyFilter:
+    def __init__(self, robot: RobotModel, constraints: list[Constraint], mode: str = "velocity",
+                 dt: float = 0.002, weights=None, backend: str = "daqp", a_brake=None,
+                 alpha_fn=None, tol: float = 1e-9):
+        if mode not in MODES:
+            raise ValueError(f"safety filter mode must be one of {MODES}, got '{mode}'")
+        self.robot, self.mode, self.dt, self.tol = robot, mode, float(dt), tol
+        self.constraints = list(constraints)
+        self.n = robot.n
+        sizes = [c.size(robot, mode) for c in self.constraints]
+        self.m = int(sum(sizes))
+        self._slices = []
+        start = 0
+        for c, k in zip(self.constraints, sizes):
+            self._slices.append((c, slice(start, start + k)))
+            start += k
+        self.row_names = [name for c in self.constraints for name in c.row_names(robot, mode)]
+        self.soft = np.array([not c.in_torque for c, sl in self._slices for _ in range(sl.stop - sl.start)])
+        w = np.ones(self.n) if weights is None else np.asarray(weights, dtype=float)
+        if w.shape != (self.n,) or np.any(w <= 0):
+            raise ValueError(f"weights must be {self.n} positive values")
+        self.backend = (DaqpBackend(self.n, w) if backend == "daqp" else CvxpyBackend(self.n, w, self.m))
+        self.a_brake = np.broadcast_to(np.asarray(10.0 if a_brake is None else a_brake, float), (self.n,)).copy()
+        self.alpha_fn = alpha_fn
+        self.A = np.zeros((self.m, self.n))
+        self.b = np.zeros(self.m)
+        self.h = np.zeros(self.m)
+        self.fallbacks = 0
+        self.rejected = 0
+        self._last_h_min = np.inf
+        self._last_u = np.zeros(self.n)
+
+    # -- rows ----------------------------------------------------------------------------
+    def rows(self, q: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(A, b, h) in the command variable u for state (q, v). Arrays are reused."""
+        scale = 1.0 if self.alpha_fn is None else float(self.alpha_fn(q, v, self._last_h_min))
+        d = StepData(q=q, v=v, dt=self.dt, mode=self.mode, alpha_scale=scale)
+        for c, sl in self._slices:
+            c.fill(self.robot, d, self.A[sl], self.b[sl], self.h[sl])
+        if self.mode == "effort":
+            self._map_to_torque(q, v)
+        return self.A, self.b, self.h
+
+    def _map_to_torque(self, q, v):
+        robot = self.robot
+        qp, vp = robot._to_pin(q), robot._to_pin(v)
+        Minv = pin.computeMinverse(robot.model, robot.data, qp)
+        Minv = np.triu(Minv) + np.triu(Minv, 1).T
+        bias = pin.nonLinearEffects(robot.model, robot.data, qp, vp)
+        if not robot._identity:
+            Minv, bias = Minv[np.ix_(robot._perm, robot._perm)], bias[robot._perm]
+        Minv_bias = Minv @ bias
+        for c, sl in self._slices:
+            if c.in_torque:
+                continue
+            A = self.A[sl]
+            self.b[sl] += A @ Minv_bias
+            self.A[sl] = A @ Minv
+        self._M_bias = (Minv, bias)
+
+    # -- step ----------------------------------------------------------------------------
+    def step(self, q, v, u_nom) -> FilterOutcome:
+        t0 = time.perf_counter()
+        q = np.asarray(q, dtype=float)
+        v = np.asarray(v, dtype=float)
+        if q.shape != (self.n,) or v.shape != (self.n,) or not (np.all(np.isfinite(q)) and np.all(np.isfinite(v))):
+            self.rejected += 1
+            return self._brake(q, v, "rejected", t0)
+        u_nom = np.asarray(u_nom, dtype=float)
+        if u_nom.shape != (self.n,) or not np.all(np.isfinite(u_nom)):
+            self.rejected += 1
+            return self._brake(q, v, "rejected", t0, rows=True)
+        A, b, h = self.rows(q, v)
+        finite = bool(np.all(np.isfinite(A)) and np.all(np.isfinite(b)))
+        status = "ok"
+        u, ok = self.backend.solve(u_nom, A, b) if finite else (None, False)
+        if ok:
+            ok = self._residual(u) <= self.tol * max(1.0, float(np.abs(b).max()))
+        if not ok and finite:
+            status = "relaxed"
+            u, ok = self.backend.solve(u_nom, A, b, soft=self.soft)
+            ok = ok and bool(np.all(np.isfinite(u)))
+        if not ok or not np.all(np.isfinite(u)):
+            return self._brake(q, v, "brake", t0, rows=finite)
+        if status == "relaxed":
+            self.fallbacks += 1
+        return self._outcome(u, u_nom, status, t0)
+
+    def _residual(self, u) -> float:
+        return float(np.max(self.A @ u - self.b)) if self.m else 0.0
+
+    def _outcome(self, u, u_nom, status, t0) -> FilterOutcome:
+        r = self.A @ u - self.b if self.m else np.zeros(0)
+        scale = np.maximum(1.0, np.abs(self.b))
+        binding = [self.row_names[i] for i in np.flatnonzero(np.abs(r) <= 1e-7 * scale)]
+        violated = [self.row_names[i] for i in np.flatnonzero(r > 1e-7 * scale)]
+        self._last_u = np.array(u, dtype=float)
+        finite_h = self.h[np.isfinite(self.h)]
+        h_min = float(finite_h.min()) if finite_h.size else np.inf
+        self._last_h_min = h_min
+        return FilterOutcome(u=u, status=status, intervention=float(np.linalg.norm(u - u_nom)), h_min=h_min,
+                             solve_us=(time.perf_counter() - t0) * 1e6, binding=binding, violated=violated,
+                             residual=float(r.max()) if r.size else 0.0)
+
+    def brake_command(self, q, v) -> np.ndarray:
+        """Decelerate at a_brake towards rest; in effort mode clamp to the effort limits."""
+        robot = self.robot
+        v = np.where(np.isfinite(v), v, 0.0) if v.shape == (self.n,) else np.zeros(self.n)
+        q = np.where(np.isfinite(q), q, robot.home) if q.shape == (self.n,) else robot.home.copy()
+        step = self.a_brake * self.dt
+        if self.mode == "velocity":
+            # from the last command the filter let through (the measured velocity may lag or
+            # overshoot the servo's), down to rest
+            u = self._last_u
+            return np.sign(u) * np.maximum(np.abs(u) - step, 0.0)
+        qdd = -np.clip(v / self.dt, -self.a_brake, self.a_brake)
+        tau = robot.rnea(q, v, qdd)
+        tau = np.where(np.isfinite(tau), tau, 0.0)
+        return np.clip(tau, -robot.tau_max, robot.tau_max)
+
+    def _brake(self, q, v, status, t0, rows=False) -> FilterOutcome:
+        self.fallbacks += 1
+        u = self.brake_command(q, v)
+        self._last_u = u.copy()
+        if rows:
+            return self._outcome(u, u, status, t0)
+        return FilterOutcome(u=u, status=status, intervention=0.0, h_min=float("nan") if False else -np.inf,
+                             solve_us=(time.perf_counter() - t0) * 1e6)
