@@ -106,7 +106,7 @@ class SimNode(Node):
     # -- commands ------------------------------------------------------------------------
     def _on_command(self, msg: Float64MultiArray) -> None:
         try:
-            u = self.sim._check(msg.data, f"{self.sim.command_mode} command")
+            u = self.sim.check(msg.data, f"{self.sim.command_mode} command")
         except CommandError as exc:
             self.sim.rejected += 1
             self.get_logger().error(f"rejected command: {exc}", throttle_duration_sec=1.0)

@@ -178,5 +178,5 @@ class SafetyFilter:
         self._last_u = u.copy()
         if rows:
             return self._outcome(u, u, status, t0)
-        return FilterOutcome(u=u, status=status, intervention=0.0, h_min=float("nan") if False else -np.inf,
+        return FilterOutcome(u=u, status=status, intervention=0.0, h_min=-np.inf,
                              solve_us=(time.perf_counter() - t0) * 1e6)

@@ -87,16 +87,17 @@ class Simulator:
     def reset(self, q: np.ndarray | None = None, v: np.ndarray | None = None) -> None:
         """Back to the scene's initial state, with the robot at `q` (default: home), at rest."""
         mujoco.mj_resetData(self.model, self.data)
-        q0 = self.robot.home if q is None else self._check(q, "reset q")
+        q0 = self.robot.home if q is None else self.check(q, "reset q")
         self.data.qpos[self.qadr] = q0
         if v is not None:
-            self.data.qvel[self.dadr] = self._check(v, "reset v")
+            self.data.qvel[self.dadr] = self.check(v, "reset v")
         mujoco.mj_forward(self.model, self.data)
         self.data.ctrl[:] = self.hold_command()
         self.steps = 0
 
     # -- commands ----------------------------------------------------------------------
-    def _check(self, u, what: str) -> np.ndarray:
+    def check(self, u, what: str) -> np.ndarray:
+        """`u` as a flat float array of n finite values, else CommandError naming `what`."""
         try:
             arr = np.asarray(u, dtype=float)
         except (TypeError, ValueError):
@@ -112,7 +113,7 @@ class Simulator:
     def set_command(self, u) -> None:
         """Set the command for the next steps (torques, positions or velocities per command_mode)."""
         try:
-            self.data.ctrl[:] = self._check(u, f"{self.command_mode} command")
+            self.data.ctrl[:] = self.check(u, f"{self.command_mode} command")
         except CommandError:
             self.rejected += 1
             raise
