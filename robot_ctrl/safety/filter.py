@@ -110,7 +110,6 @@ class SafetyFilter:
             A = self.A[sl]
             self.b[sl] += A @ Minv_bias
             self.A[sl] = A @ Minv
-        self._M_bias = (Minv, bias)
 
     # -- step ----------------------------------------------------------------------------
     def step(self, q, v, u_nom) -> FilterOutcome:

@@ -19,11 +19,14 @@ class DaqpBackend:
         self.H = np.diag(np.asarray(weights, dtype=float))
         self.w = np.asarray(weights, dtype=float)
         self._f = np.zeros(n)
+        self._blower = np.zeros(0)
 
     def solve(self, u_nom: np.ndarray, A: np.ndarray, b: np.ndarray, soft: np.ndarray | None = None):
         np.multiply(self.w, u_nom, out=self._f)
         np.negative(self._f, out=self._f)
-        blower = np.full(b.shape, -1e30)
+        if self._blower.shape != b.shape:  # no lower bounds; allocated once per row count
+            self._blower = np.full(b.shape, -1e30)
+        blower = self._blower
         if soft is None:
             x, _, flag, _ = self._solve(self.H, self._f, A, b, blower)
         else:
