@@ -2,13 +2,18 @@
 from robot_ctrl.safety.constraints import (
     CONSTRAINTS,
     AccelerationLimits,
+    CollisionDistance,
     Constraint,
     EffortLimits,
     JointPositionLimits,
     JointVelocityLimits,
+    SpeedSeparation,
     WorkspaceBox,
 )
 from robot_ctrl.safety.filter import FilterOutcome, SafetyFilter, adaptive_alpha
+from robot_ctrl.safety.geometry import DistanceSet, GeometryConfigError, Kinematics, fit_capsule
 
-__all__ = ["CONSTRAINTS", "AccelerationLimits", "Constraint", "EffortLimits", "FilterOutcome",
-           "JointPositionLimits", "JointVelocityLimits", "SafetyFilter", "WorkspaceBox", "adaptive_alpha"]
+__all__ = ["CONSTRAINTS", "AccelerationLimits", "CollisionDistance", "Constraint", "DistanceSet",
+           "EffortLimits", "FilterOutcome", "GeometryConfigError", "JointPositionLimits",
+           "JointVelocityLimits", "Kinematics", "SafetyFilter", "SpeedSeparation", "WorkspaceBox",
+           "adaptive_alpha", "fit_capsule"]

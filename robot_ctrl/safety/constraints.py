@@ -9,19 +9,28 @@ the filter maps q̈-rows onto τ (A_τ = A M⁻¹, b_τ = b + A M⁻¹ h). Box l
 (`in_torque = True`) are written directly. Each row also reports its barrier value h
 (+inf for rows that are plain boxes, not barriers).
 
-Barriers (class-K gains α as linear functions):
-- relative degree 1 (velocity mode, or velocity limits in effort mode): ḣ ≥ −α h;
-- relative degree 2 (positions in effort mode), a high-order CBF:
-  ψ₁ = ḣ + α₁ h ≥ 0 enforced through ψ̇₁ + α₂ ψ₁ ≥ 0, i.e. ḧ + (α₁+α₂) ḣ + α₁α₂ h ≥ 0.
+Barriers h(q) with ḣ = G q̇:
+- velocity mode, relative degree 1: G u ≥ −min(α h, √(2 a h)), α capped at 1/dt so one step
+  never crosses, and the approach speed one the robot can brake from at `a` (its velocity loop
+  follows the command with bounded acceleration).
+- effort mode, relative degree 2: a braking barrier. With s = max(0, −ḣ) the speed towards
+  the boundary, h_b = h − (s·T + s²/(2a)) is what is left of h after reacting for T and
+  braking at a; the row enforces ḣ_b ≥ −α h_b, which is linear in q̈:
+      −c (G q̈ + Ġ q̇) ≤ α h_b + ḣ,   c = max(T + s/a, ε/a).
+  Unlike a high-order CBF with fixed gains, it never asks for more deceleration than `a`
+  at the boundary, so it stays feasible under torque limits when `a` is what the robot can do.
+  Speed-and-separation monitoring is the same row with the ISO/TS 15066 terms in T and h.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
-import pinocchio as pin
 
 from robot_ctrl.model.robot import RobotModel
+from robot_ctrl.safety.geometry import DistanceSet, Kinematics
+
+_EPS_SPEED = 0.02  # ε of the braking barrier: control authority kept at zero approach speed
 
 
 @dataclass
@@ -33,6 +42,7 @@ class StepData:
     dt: float
     mode: str  # "velocity" | "effort"
     alpha_scale: float = 1.0  # multiplies every constraint's α (online class-K gain, see filter)
+    kin: Kinematics | None = None  # joint Jacobians of (q, v), when a constraint needs them
 
 
 class Constraint:
@@ -40,6 +50,8 @@ class Constraint:
 
     name = "constraint"
     in_torque = False
+    uses_kinematics = False
+    collision_pairs = 0
 
     def size(self, robot: RobotModel, mode: str) -> int:
         raise NotImplementedError
@@ -52,14 +64,45 @@ class Constraint:
         return [f"{self.name}[{i}]" for i in range(self.size(robot, mode))]
 
 
+def braking_rows(h, hdot, G, drift, a, alpha, T, A, b):
+    """Effort-mode braking-barrier rows (see the module doc) into A (k, n) and b (k,).
+
+    h, hdot, drift: (k,); G: (k, n) = ∂h/∂q; a, T: scalars or (k,).
+    """
+    s = np.maximum(-hdot, 0.0)
+    hb = h - s * T - s * s / (2.0 * a)
+    c = np.maximum(T + s / a, _EPS_SPEED / a)
+    np.multiply(G, -c[:, None], out=A)
+    # Outside the set (h_b < 0) recover with at most `a` (the clamp is inactive for h_b >= 0),
+    # so recovery never demands more than the braking rows of other limits allow.
+    b[:] = c * drift + np.maximum(alpha * hb + hdot, -c * a)
+    return hb
+
+
+def velocity_rows(h, G, alpha, dt, A, b, a_brake=None):
+    """Velocity-mode first-order rows −G u ≤ α h, α capped at 1/dt.
+
+    With `a_brake`, the approach speed is also capped at √(2 a h): the commanded velocity is
+    one the robot can still brake from at `a_brake` before the boundary (a velocity-controlled
+    joint follows its command with bounded acceleration, not instantly).
+    """
+    a = min(alpha, 1.0 / dt)
+    np.negative(G, out=A)
+    np.multiply(a, h, out=b)
+    if a_brake is not None:
+        np.minimum(b, np.sqrt(2.0 * a_brake * np.maximum(h, 0.0)), out=b, where=h > 0)
+
+
 @dataclass
 class JointPositionLimits(Constraint):
-    """q_min + margin ≤ q ≤ q_max − margin. First-order CBF on q̇ (velocity mode, α capped at
-    1/dt so one step never crosses the limit); high-order CBF on q̈ (effort mode)."""
+    """q_min + margin ≤ q ≤ q_max − margin. First-order CBF on q̇ (velocity mode); braking
+    barrier on q̈ at `a_brake` rad/s² (effort mode; default min(5, 10·v_max) per joint, so a
+    slow joint such as a gripper finger is never asked to brake harder than its velocity
+    limit lets it accelerate)."""
 
     margin: float = 0.0
     alpha: float = 20.0
-    alpha2: float = 20.0
+    a_brake: float | list | None = None  # default: min(5 rad/s², v_max / 0.1 s) per joint
     name: str = "joint_position"
 
     def size(self, robot, mode):
@@ -71,25 +114,25 @@ class JointPositionLimits(Constraint):
 
     def fill(self, robot, d, A, b, h):
         n = robot.n
-        h_lo = d.q - (robot.q_min + self.margin)
-        h_hi = (robot.q_max - self.margin) - d.q
-        h[:n], h[n:] = h_lo, h_hi
-        A[:] = 0.0
-        idx = np.arange(n)
-        A[idx, idx] = -1.0
-        A[n + idx, idx] = 1.0
+        if not hasattr(self, "_G"):
+            self._G = np.vstack([np.eye(n), -np.eye(n)])
+            self._lo = robot.q_min + self.margin
+            self._hi = robot.q_max - self.margin
+            self._vmax = np.where(np.isfinite(robot.v_max), robot.v_max, 1e9)
+            a = np.minimum(5.0, self._vmax / 0.1) if self.a_brake is None else \
+                np.broadcast_to(np.asarray(self.a_brake, float), (n,))
+            self._a = np.tile(a, 2)
+        np.subtract(d.q, self._lo, out=h[:n])
+        np.subtract(self._hi, d.q, out=h[n:])
         if d.mode == "velocity":
-            a = min(self.alpha * d.alpha_scale, 1.0 / d.dt)
-            # Inside the margin already (h < 0), recover no faster than the velocity limit, so
-            # the row never conflicts with the velocity box.
-            vmax = np.where(np.isfinite(robot.v_max), robot.v_max, 1e9)
-            b[:n] = np.maximum(a * h_lo, -vmax)  # −q̇ ≤ α h_lo
-            b[n:] = np.maximum(a * h_hi, -vmax)  #  q̇ ≤ α h_hi
+            velocity_rows(h, self._G, self.alpha * d.alpha_scale, d.dt, A, b, self._a)
+            # Inside the margin already (h < 0), recover at no more than half the velocity
+            # limit, so the row never conflicts with a (scaled) velocity box.
+            np.maximum(b[:n], -0.5 * self._vmax, out=b[:n])
+            np.maximum(b[n:], -0.5 * self._vmax, out=b[n:])
         else:
-            a1, a2 = self.alpha * d.alpha_scale, self.alpha2 * d.alpha_scale
-            # lower: q̈ ≥ −(a1+a2) q̇ − a1 a2 h_lo ; upper: q̈ ≤ −(a1+a2) q̇ + a1 a2 h_hi
-            b[:n] = (a1 + a2) * d.v + a1 * a2 * h_lo
-            b[n:] = -(a1 + a2) * d.v + a1 * a2 * h_hi
+            hdot = np.concatenate([d.v, -d.v])
+            braking_rows(h, hdot, self._G, 0.0, self._a, self.alpha * d.alpha_scale, 0.0, A, b)
 
 
 @dataclass
@@ -169,14 +212,15 @@ class AccelerationLimits(Constraint):
 @dataclass
 class WorkspaceBox(Constraint):
     """lower ≤ p_frame ≤ upper per axis (world frame), from FK and the frame Jacobian.
-    Velocity mode: J q̇ ≥ −α h. Effort mode: high-order CBF with p̈ = J q̈ + J̇ q̇."""
+    Velocity mode: J q̇ ≥ −α h. Effort mode: braking barrier at `a_brake` m/s², p̈ = J q̈ + J̇ q̇."""
 
     lower: list = field(default_factory=lambda: [-1.0, -1.0, 0.0])
     upper: list = field(default_factory=lambda: [1.0, 1.0, 1.5])
     frame: str | None = None
     alpha: float = 10.0
-    alpha2: float = 10.0
+    a_brake: float = 2.0
     name: str = "workspace"
+    uses_kinematics = True
 
     def size(self, robot, mode):
         return 6
@@ -185,29 +229,138 @@ class WorkspaceBox(Constraint):
         return [f"{self.name}_{s}_{ax}" for s in ("lower", "upper") for ax in "xyz"]
 
     def fill(self, robot, d, A, b, h):
-        fid = robot.ee_frame_id if self.frame is None else robot.frame_id(self.frame)
-        model, data = robot.model, robot.data
-        qp = robot._to_pin(d.q)
-        vp = robot._to_pin(d.v)
-        pin.forwardKinematics(model, data, qp, vp, np.zeros(robot.n))
-        pin.updateFramePlacements(model, data)
-        p = data.oMf[fid].translation + robot.base_pos
-        J = pin.computeFrameJacobian(model, data, qp, fid, pin.ReferenceFrame.LOCAL_WORLD_ALIGNED)[:3]
-        J = J if robot._identity else J[:, robot._perm]
-        lo, hi = np.asarray(self.lower, float), np.asarray(self.upper, float)
-        h_lo, h_hi = p - lo, hi - p
-        h[:3], h[3:] = h_lo, h_hi
-        A[:3], A[3:] = -J, J
+        if not hasattr(self, "_fid"):
+            self._fid = robot.ee_frame_id if self.frame is None else robot.frame_id(self.frame)
+            self._joint = robot.model.frames[self._fid].parentJoint
+            self._lo, self._hi = np.asarray(self.lower, float), np.asarray(self.upper, float)
+            if self._lo.shape != (3,) or self._hi.shape != (3,) or np.any(self._lo >= self._hi):
+                raise ValueError("workspace lower/upper must be 3 numbers each, lower < upper")
+        kin = d.kin
+        p = kin.frame_position(self._fid)
+        p_pin = p - robot.base_pos
+        J = kin.point_jacobian(p_pin, self._joint)
+        h[:3], h[3:] = p - self._lo, self._hi - p
+        G = np.vstack([J, -J])
         if d.mode == "velocity":
-            a = min(self.alpha * d.alpha_scale, 1.0 / d.dt)
-            b[:3], b[3:] = a * h_lo, a * h_hi
+            velocity_rows(h, G, self.alpha * d.alpha_scale, d.dt, A, b, self.a_brake)
         else:
-            a1, a2 = self.alpha * d.alpha_scale, self.alpha2 * d.alpha_scale
             pdot = J @ d.v
-            drift = pin.getFrameClassicalAcceleration(model, data, fid, pin.ReferenceFrame.LOCAL_WORLD_ALIGNED).linear
-            # lower: J q̈ + drift ≥ −(a1+a2) ṗ − a1 a2 h_lo
-            b[:3] = (a1 + a2) * pdot + a1 * a2 * h_lo + drift
-            b[3:] = -(a1 + a2) * pdot + a1 * a2 * h_hi - drift
+            acc = kin.point_drift(p_pin, self._joint)
+            hdot = np.concatenate([pdot, -pdot])
+            drift = np.concatenate([acc, -acc])
+            braking_rows(h, hdot, G, drift, self.a_brake, self.alpha * d.alpha_scale, 0.0, A, b)
+
+
+class CollisionDistance(Constraint):
+    """d(link, other) ≥ d_min for every configured pair: robot links vs. world objects (table,
+    obstacles) and self-collision pairs. Distances and witness points from coal; each row's
+    gradient from the Jacobians at the witness points. Velocity mode: ∇d·u ≥ −α (d − d_min);
+    effort mode: braking barrier at `a_brake` m/s².
+
+    links: {link: shape}; world: {name: object}; env_links: links checked against every world
+    object; self_pairs: [[link, link]]; pairs: extra [[link, other]].
+    """
+
+    name = "collision"
+    uses_kinematics = True
+
+    def __init__(self, robot: RobotModel, links: dict, world: dict | None = None, env_links=None,
+                 self_pairs=None, pairs=None, d_min: float = 0.02, alpha: float = 20.0,
+                 a_brake: float = 2.0, name: str = "collision"):
+        world = dict(world or {})
+        env_links = list(links) if env_links is None else list(env_links)
+        all_pairs = [(lk, w) for lk in env_links for w in world]
+        all_pairs += [tuple(p) for p in (self_pairs or [])] + [tuple(p) for p in (pairs or [])]
+        self.set = DistanceSet(robot, links, world, all_pairs)
+        self.d_min, self.alpha, self.a_brake, self.name = float(d_min), float(alpha), float(a_brake), name
+        self.collision_pairs = self.set.size
+        self.last = None
+
+    def size(self, robot, mode):
+        return self.set.size
+
+    def row_names(self, robot, mode):
+        return [f"{self.name}[{a}|{b}]" for a, b in self.set.pairs]
+
+    def fill(self, robot, d, A, b, h):
+        g = self.set.compute()
+        self.last = g
+        np.subtract(g.d, self.d_min, out=h)
+        effort = d.mode == "effort"
+        G, drift = self.set.gradients(d.kin, g, drift=effort)
+        if not effort:
+            velocity_rows(h, G, self.alpha * d.alpha_scale, d.dt, A, b, self.a_brake)
+        else:
+            braking_rows(h, G @ d.v, G, drift, self.a_brake, self.alpha * d.alpha_scale, 0.0, A, b)
+
+
+class SpeedSeparation(Constraint):
+    """Speed-and-separation monitoring (ISO/TS 15066 style) against a tracked human (or object)
+    shape: for each monitored link, h = d − S_p(v_r) ≥ 0 with the protective separation
+
+        S_p(v_r) = v_h (T_r + T_s) + v_r T_r + v_r² / (2 a_brake) + C + Z,
+
+    v_r = the link's speed towards the human (−ḋ), v_h the human's speed, T_r the robot's
+    reaction time, T_s the stopping time budget, C the intrusion distance, Z the uncertainty.
+    Velocity mode: the speed toward the human is limited to the v_r that solves S_p(v_r) = d.
+    Effort mode: ḣ ≥ −α h (the braking-barrier row with T = T_r).
+    """
+
+    name = "ssm"
+    uses_kinematics = True
+
+    def __init__(self, robot: RobotModel, links: dict, human: dict, v_human: float = 1.6,
+                 t_react: float = 0.02, t_stop: float = 0.1, a_brake: float = 2.0,
+                 intrusion: float = 0.1, uncertainty: float = 0.02, alpha: float = 20.0,
+                 monitored=None, name: str = "ssm"):
+        monitored = list(links) if monitored is None else list(monitored)
+        self.set = DistanceSet(robot, links, {"human": human}, [(lk, "human") for lk in monitored])
+        for key, val in (("v_human", v_human), ("t_react", t_react), ("t_stop", t_stop),
+                         ("intrusion", intrusion), ("uncertainty", uncertainty)):
+            if not np.isfinite(val) or val < 0:
+                raise ValueError(f"ssm {key} must be a finite number >= 0")
+        if not (a_brake > 0):
+            raise ValueError("ssm a_brake must be > 0")
+        self.v_human, self.t_react, self.t_stop = float(v_human), float(t_react), float(t_stop)
+        self.a_brake, self.alpha, self.name = float(a_brake), float(alpha), name
+        self.intrusion, self.uncertainty = float(intrusion), float(uncertainty)
+        self.collision_pairs = self.set.size
+        self.last = None
+
+    def set_human(self, pos, quat_xyzw=None):
+        self.set.set_world_pose("human", pos, quat_xyzw)
+
+    @property
+    def offset(self) -> float:
+        """The speed-independent part of S_p."""
+        return self.v_human * (self.t_react + self.t_stop) + self.intrusion + self.uncertainty
+
+    def allowed_speed(self, d: np.ndarray) -> np.ndarray:
+        """v_r with S_p(v_r) = d (0 where even a standing robot is too close)."""
+        D = np.maximum(d - self.offset, 0.0)
+        a, T = self.a_brake, self.t_react
+        return a * (np.sqrt(T * T + 2.0 * D / a) - T)
+
+    def size(self, robot, mode):
+        return self.set.size
+
+    def row_names(self, robot, mode):
+        return [f"{self.name}[{a}]" for a, _ in self.set.pairs]
+
+    def fill(self, robot, d, A, b, h):
+        g = self.set.compute()
+        self.last = g
+        effort = d.mode == "effort"
+        G, drift = self.set.gradients(d.kin, g, drift=effort)
+        ddot = G @ d.v
+        vr = np.maximum(-ddot, 0.0)
+        h[:] = g.d - self.offset - vr * self.t_react - vr * vr / (2.0 * self.a_brake)
+        if not effort:
+            np.negative(G, out=A)  # −ḋ(u) ≤ v_allowed(d)
+            b[:] = self.allowed_speed(g.d)
+        else:
+            braking_rows(g.d - self.offset, ddot, G, drift, self.a_brake, self.alpha * d.alpha_scale,
+                         self.t_react, A, b)
 
 
 CONSTRAINTS = {
@@ -216,4 +369,6 @@ CONSTRAINTS = {
     "effort": EffortLimits,
     "acceleration": AccelerationLimits,
     "workspace": WorkspaceBox,
+    "collision": CollisionDistance,
+    "ssm": SpeedSeparation,
 }

@@ -23,6 +23,7 @@ import pinocchio as pin
 
 from robot_ctrl.model.robot import RobotModel
 from robot_ctrl.safety.constraints import Constraint, StepData
+from robot_ctrl.safety.geometry import Kinematics
 from robot_ctrl.safety.qp import CvxpyBackend, DaqpBackend
 
 MODES = ("velocity", "effort")
@@ -30,14 +31,35 @@ MODES = ("velocity", "effort")
 
 @dataclass
 class FilterOutcome:
+    """One step's result. `binding` and `violated` (row names) are computed on first access,
+    so the hot path does not pay for them."""
+
     u: np.ndarray
     status: str  # "ok" | "relaxed" | "brake" | "rejected"
     intervention: float
     h_min: float
     solve_us: float
-    binding: list[str] = field(default_factory=list)
-    violated: list[str] = field(default_factory=list)
     residual: float = 0.0
+    qp_us: float = 0.0
+    _r: np.ndarray | None = field(default=None, repr=False)
+    _scale: np.ndarray | None = field(default=None, repr=False)  # b of the step (a copy)
+    _names: list | None = field(default=None, repr=False)
+
+    def _tol(self):
+        b = np.nan_to_num(np.asarray(self._scale), nan=0.0, posinf=0.0, neginf=0.0)
+        return 1e-7 * np.maximum(1.0, np.abs(b))
+
+    @property
+    def binding(self) -> list[str]:
+        if self._r is None:
+            return []
+        return [self._names[i] for i in np.flatnonzero(np.abs(self._r) <= self._tol())]
+
+    @property
+    def violated(self) -> list[str]:
+        if self._r is None:
+            return []
+        return [self._names[i] for i in np.flatnonzero(self._r > self._tol())]
 
 
 def adaptive_alpha(q, v, h_min: float, h_ref: float = 0.05, lo: float = 0.3, hi: float = 1.0) -> float:
@@ -59,7 +81,8 @@ class SafetyFilter:
         if mode not in MODES:
             raise ValueError(f"safety filter mode must be one of {MODES}, got '{mode}'")
         self.robot, self.mode, self.dt, self.tol = robot, mode, float(dt), tol
-        self.constraints = list(constraints)
+        # rows in the natural variable first, boxes on τ last: one product maps them all
+        self.constraints = [c for c in constraints if not c.in_torque] + [c for c in constraints if c.in_torque]
         self.n = robot.n
         sizes = [c.size(robot, mode) for c in self.constraints]
         self.m = int(sum(sizes))
@@ -70,25 +93,45 @@ class SafetyFilter:
             start += k
         self.row_names = [name for c in self.constraints for name in c.row_names(robot, mode)]
         self.soft = np.array([not c.in_torque for c, sl in self._slices for _ in range(sl.stop - sl.start)])
+        self._n_nat = int(sum(sl.stop - sl.start for c, sl in self._slices if not c.in_torque))
         w = np.ones(self.n) if weights is None else np.asarray(weights, dtype=float)
         if w.shape != (self.n,) or np.any(w <= 0):
             raise ValueError(f"weights must be {self.n} positive values")
         self.backend = (DaqpBackend(self.n, w) if backend == "daqp" else CvxpyBackend(self.n, w, self.m))
         self.a_brake = np.broadcast_to(np.asarray(10.0 if a_brake is None else a_brake, float), (self.n,)).copy()
         self.alpha_fn = alpha_fn
+        self.kin = Kinematics(robot) if any(c.uses_kinematics for c in self.constraints) else None
+        self._d = StepData(q=robot.home, v=np.zeros(self.n), dt=self.dt, mode=mode, kin=self.kin)
+        self.collision_pairs = int(sum(c.collision_pairs for c in self.constraints))
         self.A = np.zeros((self.m, self.n))
         self.b = np.zeros(self.m)
         self.h = np.zeros(self.m)
         self.fallbacks = 0
+        self.qp_us = 0.0
         self.rejected = 0
         self._last_h_min = np.inf
         self._last_u = np.zeros(self.n)
+
+    def reset_counters(self) -> None:
+        self.fallbacks = 0
+        self.rejected = 0
+
+    def reset(self) -> None:
+        """Forget the last command and barrier (after a stop or a reset of the robot)."""
+        self.reset_counters()
+        self._last_u = np.zeros(self.n)
+        self._last_h_min = np.inf
 
     # -- rows ----------------------------------------------------------------------------
     def rows(self, q: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(A, b, h) in the command variable u for state (q, v). Arrays are reused."""
         scale = 1.0 if self.alpha_fn is None else float(self.alpha_fn(q, v, self._last_h_min))
-        d = StepData(q=q, v=v, dt=self.dt, mode=self.mode, alpha_scale=scale)
+        if not (np.isfinite(scale) and scale > 0):
+            scale = 1.0  # a bad gain from the callable never weakens the filter below nominal
+        d = self._d
+        d.q, d.v, d.alpha_scale = q, v, scale
+        if self.kin is not None:
+            self.kin.update(q, v if self.mode == "effort" else None)
         for c, sl in self._slices:
             c.fill(self.robot, d, self.A[sl], self.b[sl], self.h[sl])
         if self.mode == "effort":
@@ -98,62 +141,64 @@ class SafetyFilter:
     def _map_to_torque(self, q, v):
         robot = self.robot
         qp, vp = robot._to_pin(q), robot._to_pin(v)
-        Minv = pin.computeMinverse(robot.model, robot.data, qp)
+        Minv = pin.computeMinverse(robot.model, robot.data, qp)  # upper triangle filled
         Minv = np.triu(Minv) + np.triu(Minv, 1).T
         bias = pin.nonLinearEffects(robot.model, robot.data, qp, vp)
         if not robot._identity:
             Minv, bias = Minv[np.ix_(robot._perm, robot._perm)], bias[robot._perm]
-        Minv_bias = Minv @ bias
-        for c, sl in self._slices:
-            if c.in_torque:
-                continue
-            A = self.A[sl]
-            self.b[sl] += A @ Minv_bias
-            self.A[sl] = A @ Minv
+        k = self._n_nat
+        A = self.A[:k]
+        AM = A @ Minv
+        self.b[:k] += AM @ bias
+        A[:] = AM
 
     # -- step ----------------------------------------------------------------------------
     def step(self, q, v, u_nom) -> FilterOutcome:
         t0 = time.perf_counter()
         q = np.asarray(q, dtype=float)
         v = np.asarray(v, dtype=float)
-        if q.shape != (self.n,) or v.shape != (self.n,) or not (np.all(np.isfinite(q)) and np.all(np.isfinite(v))):
+        # a sum is non-finite iff some entry is (or it overflows: rejected too)
+        if q.shape != (self.n,) or v.shape != (self.n,) or not np.isfinite(q.sum() + v.sum()):
             self.rejected += 1
             return self._brake(q, v, "rejected", t0)
         u_nom = np.asarray(u_nom, dtype=float)
-        if u_nom.shape != (self.n,) or not np.all(np.isfinite(u_nom)):
+        if u_nom.shape != (self.n,) or not np.isfinite(u_nom.sum()):
             self.rejected += 1
+            self.rows(q, v)
             return self._brake(q, v, "rejected", t0, rows=True)
         A, b, h = self.rows(q, v)
-        finite = bool(np.all(np.isfinite(A)) and np.all(np.isfinite(b)))
+        finite = bool(np.isfinite(A.sum() + b.sum()))
         status = "ok"
+        tq = time.perf_counter()
         u, ok = self.backend.solve(u_nom, A, b) if finite else (None, False)
+        self.qp_us = (time.perf_counter() - tq) * 1e6
+        r = None
         if ok:
-            ok = self._residual(u) <= self.tol * max(1.0, float(np.abs(b).max()))
+            r = A @ u - b
+            ok = r.max(initial=-np.inf) <= self.tol * max(1.0, float(np.abs(b).max(initial=0.0)))
         if not ok and finite:
             status = "relaxed"
             u, ok = self.backend.solve(u_nom, A, b, soft=self.soft)
-            ok = ok and bool(np.all(np.isfinite(u)))
-        if not ok or not np.all(np.isfinite(u)):
+            ok = ok and bool(np.isfinite(u.sum()))
+            r = A @ u - b if ok else None
+        if not ok:
             return self._brake(q, v, "brake", t0, rows=finite)
         if status == "relaxed":
             self.fallbacks += 1
-        return self._outcome(u, u_nom, status, t0)
+        return self._outcome(u, u_nom, status, t0, r)
 
-    def _residual(self, u) -> float:
-        return float(np.max(self.A @ u - self.b)) if self.m else 0.0
-
-    def _outcome(self, u, u_nom, status, t0) -> FilterOutcome:
-        r = self.A @ u - self.b if self.m else np.zeros(0)
-        scale = np.maximum(1.0, np.abs(self.b))
-        binding = [self.row_names[i] for i in np.flatnonzero(np.abs(r) <= 1e-7 * scale)]
-        violated = [self.row_names[i] for i in np.flatnonzero(r > 1e-7 * scale)]
+    def _outcome(self, u, u_nom, status, t0, r=None) -> FilterOutcome:
+        if r is None:
+            r = self.A @ u - self.b
+            r = np.where(np.isfinite(r), r, np.inf)  # a non-finite row (bad state) counts as violated
         self._last_u = np.array(u, dtype=float)
-        finite_h = self.h[np.isfinite(self.h)]
-        h_min = float(finite_h.min()) if finite_h.size else np.inf
+        h_min = float(np.min(self.h, initial=np.inf, where=np.isfinite(self.h))) if status != "ok" \
+            else float(self.h.min(initial=np.inf))
         self._last_h_min = h_min
-        return FilterOutcome(u=u, status=status, intervention=float(np.linalg.norm(u - u_nom)), h_min=h_min,
-                             solve_us=(time.perf_counter() - t0) * 1e6, binding=binding, violated=violated,
-                             residual=float(r.max()) if r.size else 0.0)
+        return FilterOutcome(u=self._last_u, status=status, intervention=float(np.linalg.norm(u - u_nom)),
+                             h_min=h_min, solve_us=(time.perf_counter() - t0) * 1e6,
+                             residual=float(r.max(initial=0.0)), qp_us=self.qp_us,
+                             _r=r, _scale=self.b.copy(), _names=self.row_names)
 
     def brake_command(self, q, v) -> np.ndarray:
         """Decelerate at a_brake towards rest; in effort mode clamp to the effort limits."""

@@ -1,0 +1,408 @@
+"""Collision geometry for the safety filter: link shapes, environment objects, and the
+distances, witness points and point Jacobians between them.
+
+Distances and witness points come from coal through pinocchio's GeometryModel (one C++ call
+for all pairs). Robot links are capsules or spheres (given in the config, or a capsule fitted
+to the link's collision mesh), or the convex hull of the collision mesh itself. Environment
+objects are boxes, spheres, capsules, cylinders or half-spaces fixed in the world; their pose
+can be updated at run time (an obstacle tracked from a pose topic).
+
+Kinematics is shared: `Kinematics` runs pinocchio's joint Jacobians once per filter step and
+gives, for any point attached to a joint, its world Jacobian J_p (3 x n) and, with velocities,
+its drift J̇_p q̇, in the robot's controlled-joint order.
+"""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+
+import coal
+import numpy as np
+import pinocchio as pin
+
+from robot_ctrl.model.robot import RobotModel
+from robot_ctrl.paths import resolve_uri
+
+
+class GeometryConfigError(ValueError):
+    """A shape, link or pair in the safety config is invalid."""
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cross product of (P, 3) arrays (np.cross is ~10x slower on small arrays)."""
+    a0, a1, a2 = a[:, 0], a[:, 1], a[:, 2]
+    b0, b1, b2 = b[:, 0], b[:, 1], b[:, 2]
+    return np.stack((a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0), axis=1)
+
+
+def _skew(p: np.ndarray) -> np.ndarray:
+    return np.array([[0.0, -p[2], p[1]], [p[2], 0.0, -p[0]], [-p[1], p[0], 0.0]])
+
+
+# --------------------------------------------------------------------------------------------
+# shared kinematics
+# --------------------------------------------------------------------------------------------
+class Kinematics:
+    """Joint Jacobians of one state, computed once and shared by every constraint of a step."""
+
+    def __init__(self, robot: RobotModel):
+        self.robot = robot
+        self.model, self.data = robot.model, robot.data
+        nj = self.model.njoints
+        # mask[j, k]: column k (controlled order) moves joint j's body
+        self.mask = np.zeros((nj, robot.n))
+        for j in range(1, nj):
+            for k in self.model.supports[j]:
+                if k > 0:
+                    self.mask[j, self.model.joints[k].idx_v] = 1.0
+        if not robot._identity:
+            self.mask = self.mask[:, robot._perm]
+        self.have_dJ = False
+
+    def update(self, q: np.ndarray, v: np.ndarray | None = None) -> None:
+        r = self.robot
+        qp = r._to_pin(q)
+        if v is None:
+            pin.computeJointJacobians(self.model, self.data, qp)
+            self.have_dJ = False
+        else:
+            # also computes the placements and the world Jacobian data.J
+            pin.computeJointJacobiansTimeVariation(self.model, self.data, qp, r._to_pin(v))
+            self.have_dJ = True
+        J = self.data.J
+        self.J = J if r._identity else J[:, r._perm]
+        if self.have_dJ:
+            dJ = self.data.dJ
+            self.dJ = dJ if r._identity else dJ[:, r._perm]
+            self.v = np.asarray(v, dtype=float)
+
+    def point_jacobian(self, point: np.ndarray, joint: int) -> np.ndarray:
+        """(3, n) world Jacobian of a point (pinocchio world frame) attached to `joint`."""
+        Jv, Jw = self.J[:3], self.J[3:]
+        # v_p = v_O + ω × p = Jv q̇ − p × (Jω q̇)
+        return (Jv - _skew(point) @ Jw) * self.mask[joint]
+
+    def point_drift(self, point: np.ndarray, joint: int) -> np.ndarray:
+        """(3,) J̇_p q̇ of a point attached to `joint`: its acceleration at q̈ = 0."""
+        return self.normal_drifts(np.eye(3), np.tile(point, (3, 1)), np.full(3, joint))
+
+    def normal_gradients(self, normals: np.ndarray, points: np.ndarray, joints: np.ndarray) -> np.ndarray:
+        """(P, n): rows nᵢᵀ J_pᵢ for points pᵢ (P, 3) attached to joints (P,).
+
+        nᵀ(Jv − [p]× Jω) = nᵀJv − (n × p)ᵀ Jω, so no per-point 3 x n Jacobian is formed.
+        """
+        G = normals @ self.J[:3] - _cross(normals, points) @ self.J[3:]
+        G *= self.mask[joints]
+        return G
+
+    def normal_drifts(self, normals: np.ndarray, points: np.ndarray, joints: np.ndarray) -> np.ndarray:
+        """(P,): nᵢᵀ J̇_pᵢ q̇, the point accelerations along nᵢ at q̈ = 0.
+
+        a_p = J̇v q̇ − p × (J̇ω q̇) − ṗ × ω, with ṗ = Jv q̇ − p × ω, over the joints that move p.
+        """
+        mv = self.mask[joints] * self.v  # (P, n)
+        J, dJ = self.J, self.dJ
+        omega = mv @ J[3:].T
+        pdot = mv @ J[:3].T - _cross(points, omega)
+        acc = mv @ dJ[:3].T - _cross(points, mv @ dJ[3:].T) - _cross(pdot, omega)
+        return np.einsum("pi,pi->p", normals, acc)
+
+    def frame_position(self, frame_id: int) -> np.ndarray:
+        pin.updateFramePlacement(self.model, self.data, frame_id)
+        return self.data.oMf[frame_id].translation + self.robot.base_pos
+
+
+# --------------------------------------------------------------------------------------------
+# shapes
+# --------------------------------------------------------------------------------------------
+def fit_capsule(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Smallest-radius capsule along the principal axis that contains every vertex: (a, b, r).
+
+    The axis is the first principal component; the radius is the largest distance of a vertex
+    from the axis line; the end points are the tightest ones that still cover every vertex.
+    """
+    V = np.asarray(vertices, dtype=float)
+    if V.ndim != 2 or V.shape[1] != 3 or len(V) < 2:
+        raise GeometryConfigError("fit_capsule needs an (N, 3) array of vertices, N >= 2")
+    c = V.mean(axis=0)
+    _, _, vt = np.linalg.svd(V - c, full_matrices=False)
+    axis = vt[0]
+    t = (V - c) @ axis
+    rho = np.linalg.norm((V - c) - np.outer(t, axis), axis=1)
+    r = float(rho.max())
+    reach = np.sqrt(np.maximum(r * r - rho * rho, 0.0))
+    t1 = float(np.max(t - reach))
+    t0 = float(np.min(t + reach))
+    if t0 > t1:  # a sphere covers it
+        t0 = t1 = 0.5 * (t0 + t1)
+    return c + t0 * axis, c + t1 * axis, r
+
+
+def link_collision_vertices(robot: RobotModel, link: str) -> np.ndarray:
+    """Vertices (N, 3) of the link's URDF collision meshes, in the link frame."""
+    root = ET.fromstring(robot.urdf_xml)
+    el = next((lk for lk in root.findall("link") if lk.get("name") == link), None)
+    if el is None:
+        raise GeometryConfigError(f"link '{link}' is not in the URDF of {robot.name}")
+    out = []
+    for col in el.findall("collision"):
+        mesh = col.find("geometry/mesh")
+        if mesh is None:
+            continue
+        scale = np.array([float(s) for s in mesh.get("scale", "1 1 1").split()])
+        path = resolve_uri(mesh.get("filename"), base=robot.cfg.urdf.parent)
+        V = np.asarray(coal.MeshLoader().load(str(path), scale).vertices(), dtype=float)
+        origin = col.find("origin")
+        if origin is not None:
+            xyz = np.array([float(s) for s in origin.get("xyz", "0 0 0").split()])
+            rpy = np.array([float(s) for s in origin.get("rpy", "0 0 0").split()])
+            V = V @ pin.rpy.rpyToMatrix(*rpy).T + xyz
+        out.append(V)
+    if not out:
+        raise GeometryConfigError(f"link '{link}' of {robot.name} has no collision mesh")
+    return np.vstack(out)
+
+
+def _vec(spec, key, n, where):
+    try:
+        x = np.asarray(spec[key], dtype=float)
+    except KeyError:
+        raise GeometryConfigError(f"{where}: missing '{key}'") from None
+    except (TypeError, ValueError):
+        raise GeometryConfigError(f"{where}: '{key}' must be {n} numbers") from None
+    if x.shape != (n,) or not np.all(np.isfinite(x)):
+        raise GeometryConfigError(f"{where}: '{key}' must be {n} finite numbers")
+    return x
+
+
+def _positive(spec, key, where):
+    try:
+        x = float(spec[key])
+    except KeyError:
+        raise GeometryConfigError(f"{where}: missing '{key}'") from None
+    except (TypeError, ValueError):
+        raise GeometryConfigError(f"{where}: '{key}' must be a number") from None
+    if not np.isfinite(x) or x <= 0:
+        raise GeometryConfigError(f"{where}: '{key}' must be positive")
+    return x
+
+
+def _segment_placement(a: np.ndarray, b: np.ndarray) -> tuple[pin.SE3, float]:
+    """Placement whose z axis runs from a to b, at their middle; and the half length."""
+    axis = b - a
+    L = float(np.linalg.norm(axis))
+    z = axis / L if L > 1e-9 else np.array([0.0, 0.0, 1.0])
+    R = pin.Quaternion.FromTwoVectors(np.array([0.0, 0.0, 1.0]), z).matrix()
+    return pin.SE3(R, 0.5 * (a + b)), 0.5 * L
+
+
+def link_shape(robot: RobotModel, link: str, spec: dict) -> tuple[coal.CollisionGeometry, pin.SE3, str]:
+    """(coal shape, placement in the link frame, description) from a link's config entry:
+
+    capsule: mesh                       fitted to the link's collision mesh
+    capsule: {a: [x,y,z], b: [x,y,z], radius: r}
+    sphere: {center: [x,y,z], radius: r}
+    mesh: convex                        convex hull of the collision mesh
+    """
+    where = f"safety collision link '{link}'"
+    if not isinstance(spec, dict) or len(spec) != 1:
+        raise GeometryConfigError(f"{where}: give exactly one of capsule, sphere, mesh")
+    (kind, val), = spec.items()
+    if kind == "capsule":
+        if val == "mesh":
+            a, b, r = fit_capsule(link_collision_vertices(robot, link))
+        elif isinstance(val, dict):
+            a, b, r = _vec(val, "a", 3, where), _vec(val, "b", 3, where), _positive(val, "radius", where)
+        else:
+            raise GeometryConfigError(f"{where}: capsule must be 'mesh' or {{a, b, radius}}")
+        M, half = _segment_placement(a, b)
+        return coal.Capsule(r, 2.0 * half), M, f"capsule r={r:.3f} L={2 * half:.3f}"
+    if kind == "sphere":
+        if not isinstance(val, dict):
+            raise GeometryConfigError(f"{where}: sphere must be {{center, radius}}")
+        c, r = _vec(val, "center", 3, where), _positive(val, "radius", where)
+        return coal.Sphere(r), pin.SE3(np.eye(3), c), f"sphere r={r:.3f}"
+    if kind == "mesh":
+        if val != "convex":
+            raise GeometryConfigError(f"{where}: mesh must be 'convex'")
+        V = link_collision_vertices(robot, link)
+        hull = coal.BVHModelOBBRSS()
+        hull.beginModel()
+        hull.addVertices(V)
+        hull.endModel()
+        hull.buildConvexHull(True, "Qt")
+        return hull.convex, pin.SE3.Identity(), f"convex hull of {len(V)} vertices"
+    raise GeometryConfigError(f"{where}: unknown shape '{kind}' (capsule, sphere, mesh)")
+
+
+def world_shape(name: str, spec: dict) -> tuple[coal.CollisionGeometry, pin.SE3]:
+    """(coal shape, world placement) of an environment object:
+
+    {box: [sx, sy, sz]} (full sizes) | {sphere: r} | {capsule: [r, length]} |
+    {cylinder: [r, length]} | {halfspace: [nx, ny, nz, offset]}  (n·x >= offset is outside),
+    with pos: [x, y, z] and rpy: [r, p, y] (optional).
+    """
+    where = f"safety environment object '{name}'"
+    if not isinstance(spec, dict):
+        raise GeometryConfigError(f"{where}: must be a mapping")
+    kinds = [k for k in ("box", "sphere", "capsule", "cylinder", "halfspace") if k in spec]
+    if len(kinds) != 1:
+        raise GeometryConfigError(f"{where}: give exactly one of box, sphere, capsule, cylinder, halfspace")
+    kind = kinds[0]
+    pos = _vec(spec, "pos", 3, where) if "pos" in spec else np.zeros(3)
+    rpy = _vec(spec, "rpy", 3, where) if "rpy" in spec else np.zeros(3)
+    M = pin.SE3(pin.rpy.rpyToMatrix(*rpy), pos)
+    val = spec[kind]
+    if kind == "box":
+        s = _vec(spec, "box", 3, where)
+        if np.any(s <= 0):
+            raise GeometryConfigError(f"{where}: box sizes must be positive")
+        return coal.Box(*s), M
+    if kind == "sphere":
+        return coal.Sphere(_positive(spec, "sphere", where)), M
+    if kind in ("capsule", "cylinder"):
+        r, L = _vec(spec, kind, 2, where)
+        if r <= 0 or L < 0:
+            raise GeometryConfigError(f"{where}: {kind} needs radius > 0 and length >= 0")
+        return (coal.Capsule(r, L) if kind == "capsule" else coal.Cylinder(r, L)), M
+    hs = _vec(spec, "halfspace", 4, where)
+    if np.linalg.norm(hs[:3]) < 1e-9:
+        raise GeometryConfigError(f"{where}: halfspace normal must be non-zero")
+    return coal.Halfspace(hs[:3] / np.linalg.norm(hs[:3]), float(hs[3])), M
+
+
+# --------------------------------------------------------------------------------------------
+# pairs and distances
+# --------------------------------------------------------------------------------------------
+@dataclass
+class PairGeometry:
+    """Per-pair results of one distance query, robot body first (arrays of length P)."""
+
+    d: np.ndarray  # signed distance (negative: penetration depth)
+    normal: np.ndarray  # (P, 3) unit normal from the robot body towards the other body
+    p1: np.ndarray  # (P, 3) witness point on the robot body (world)
+    p2: np.ndarray  # (P, 3) witness point on the other body (world)
+
+
+class DistanceSet:
+    """A pinocchio GeometryModel holding robot link shapes and world objects, with the pairs
+    to check, and vectorized distance gradients  ∂d/∂q  from the witness-point Jacobians.
+
+    links: {link_name: shape spec}; world: {name: object spec};
+    pairs: [(link, other)] where other is a link or a world object.
+    """
+
+    def __init__(self, robot: RobotModel, links: dict, world: dict, pairs: list):
+        self.robot = robot
+        model = robot.model
+        self.gm = pin.GeometryModel()
+        self.gid: dict[str, int] = {}
+        self.joint_of: dict[str, int] = {}
+        self.describe: dict[str, str] = {}
+        for link, spec in links.items():
+            if not model.existFrame(link):
+                raise GeometryConfigError(f"safety collision link '{link}' is not a frame of {robot.name}")
+            fid = model.getFrameId(link)
+            frame = model.frames[fid]
+            shape, M, desc = link_shape(robot, link, spec)
+            go = pin.GeometryObject(link, frame.parentJoint, fid, frame.placement * M, shape)
+            self.gid[link] = self.gm.addGeometryObject(go)
+            self.joint_of[link] = frame.parentJoint
+            self.describe[link] = desc
+        base = pin.SE3(np.eye(3), -robot.base_pos)  # world objects are given in the world frame
+        for name, spec in world.items():
+            if name in self.gid:
+                raise GeometryConfigError(f"safety environment object '{name}' has the name of a link")
+            shape, M = world_shape(name, spec)
+            go = pin.GeometryObject(name, 0, 0, base * M, shape)
+            self.gid[name] = self.gm.addGeometryObject(go)
+            self.joint_of[name] = 0
+        self.world = set(world)
+        self.pairs: list[tuple[str, str]] = []
+        for pair in pairs:
+            if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
+                raise GeometryConfigError(f"safety collision pair {pair!r} must be [link, other]")
+            a, b = pair
+            for x in (a, b):
+                if x not in self.gid:
+                    raise GeometryConfigError(f"safety collision pair {pair!r}: '{x}' has no shape")
+            if a in self.world:
+                raise GeometryConfigError(f"safety collision pair {pair!r}: the first must be a link")
+            if self.joint_of[a] == self.joint_of[b]:
+                raise GeometryConfigError(f"safety collision pair {pair!r}: both on the same body")
+            self.gm.addCollisionPair(pin.CollisionPair(self.gid[a], self.gid[b]))
+            self.pairs.append((a, b))
+        self.gdata = self.gm.createData()
+        # coal orders each pair by geometry id; flip results where our "robot first" differs
+        cps = self.gm.collisionPairs
+        self.flip = np.array([cps[i].first != self.gid[a] for i, (a, _) in enumerate(self.pairs)])
+        self.ja = np.array([self.joint_of[a] for a, _ in self.pairs], dtype=int)
+        self.jb = np.array([self.joint_of[b] for _, b in self.pairs], dtype=int)
+        self.self_pairs = self.jb > 0
+        self._any_self = bool(self.self_pairs.any())
+        P = len(self.pairs)
+        self._d = np.zeros(P)
+        self._n = np.zeros((P, 3))
+        self._p1 = np.zeros((P, 3))
+        self._p2 = np.zeros((P, 3))
+        # a Python list of the result objects (references into gdata): iterating the wrapped
+        # std::vector each step costs more than the distance queries themselves
+        self._results = list(self.gdata.distanceResults)
+        self._any_flip = bool(self.flip.any())
+        self._read = [(i, r, not self.flip[i], bool(self.self_pairs[i])) for i, r in enumerate(self._results)]
+
+    @property
+    def size(self) -> int:
+        return len(self.pairs)
+
+    def set_world_pose(self, name: str, pos, quat_xyzw=None) -> None:
+        """Move a world object (e.g. an obstacle tracked from a pose topic); world frame."""
+        if name not in self.world:
+            raise KeyError(f"no world object '{name}' (have: {', '.join(sorted(self.world))})")
+        pos = np.asarray(pos, dtype=float)
+        R = np.eye(3) if quat_xyzw is None else pin.Quaternion(np.asarray(quat_xyzw, float)).normalized().matrix()
+        if pos.shape != (3,) or not np.all(np.isfinite(pos)) or not np.all(np.isfinite(R)):
+            raise ValueError(f"pose of '{name}' must be finite")
+        self.gm.geometryObjects[self.gid[name]].placement = pin.SE3(R, pos - self.robot.base_pos)
+
+    def world_position(self, name: str) -> np.ndarray:
+        return self.gm.geometryObjects[self.gid[name]].placement.translation + self.robot.base_pos
+
+    def compute(self) -> PairGeometry:
+        """Distances after `Kinematics.update` (uses the placements in robot.data)."""
+        pin.updateGeometryPlacements(self.robot.model, self.robot.data, self.gm, self.gdata)
+        pin.computeDistances(self.gm, self.gdata)
+        d, n, p1, p2 = self._d, self._n, self._p1, self._p2
+        # the witness point on the robot body; on the other body only for self pairs (a world
+        # object does not move, so its point enters no Jacobian)
+        for i, r, first, both in self._read:
+            d[i] = r.min_distance
+            n[i] = r.normal
+            if first:
+                p1[i] = r.getNearestPoint1()
+                if both:
+                    p2[i] = r.getNearestPoint2()
+            else:
+                p1[i] = r.getNearestPoint2()
+                if both:
+                    p2[i] = r.getNearestPoint1()
+        if self._any_flip:
+            n[self.flip] *= -1.0
+        return PairGeometry(d, n, p1, p2)
+
+    def gradients(self, kin: Kinematics, g: PairGeometry, drift: bool = False):
+        """∂d/∂q (P, n) and, with drift, d̈ at q̈ = 0 (P,) (the normal-rate term, ≥ 0 for
+        convex shapes under translation, is left out: conservative).
+
+        d grows when the bodies separate along the normal: ḋ = nᵀ(v_p2 − v_p1).
+        """
+        G = -kin.normal_gradients(g.normal, g.p1, self.ja)
+        sp = self.self_pairs
+        if self._any_self:
+            G[sp] += kin.normal_gradients(g.normal[sp], g.p2[sp], self.jb[sp])
+        if not drift:
+            return G, None
+        acc = -kin.normal_drifts(g.normal, g.p1, self.ja)
+        if self._any_self:
+            acc[sp] += kin.normal_drifts(g.normal[sp], g.p2[sp], self.jb[sp])
+        return G, acc
