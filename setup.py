@@ -26,6 +26,7 @@ NODES = [
     "sim_node = robot_ctrl.ros.sim_node:main",
     "controller_node = robot_ctrl.ros.controller_node:main",
     "demo_driver = robot_ctrl.ros.demo_driver:main",
+    "safety_node = robot_ctrl.ros.safety_node:main",
 ]
 
 setup(

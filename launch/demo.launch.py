@@ -15,7 +15,7 @@ from launch_ros.substitutions import FindPackageShare
 def generate_launch_description():
     arguments = [
         DeclareLaunchArgument("robot", default_value="panda", description="Robot name or path to a robot YAML."),
-        DeclareLaunchArgument("command_mode", default_value="effort", choices=["effort", "position", "velocity"],
+        DeclareLaunchArgument("command_mode", default_value="effort", choices=["effort", "velocity"],
                               description="Actuator interface of the simulator and output of the controller."),
         DeclareLaunchArgument("timing_mode", default_value="realtime", choices=["lockstep", "realtime"],
                               description="lockstep: one control period per command; realtime: wall-clock paced."),

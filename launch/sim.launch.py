@@ -1,7 +1,12 @@
-"""MuJoCo simulator + controller, wired like a ros2_control robot.
+"""MuJoCo simulator + controller + safety filter, wired like a ros2_control robot.
 
-    ros2 launch robot_ctrl sim.launch.py [robot:=panda] [command_mode:=effort]
+    ros2 launch robot_ctrl sim.launch.py [robot:=panda] [command_mode:=effort|velocity]
         [timing_mode:=lockstep|realtime] [use_sim_time:=true] [controller_name:=forward_effort_controller]
+        [safety_config:=<robot>]
+
+The controller's output (/<controller_name>/commands) is remapped to /safety_filter/nominal;
+the safety filter publishes the filtered command on /<controller_name>/commands, where the
+simulator listens. The filter handles effort and velocity commands.
 
 The sim node is the clock source (/clock), so it always runs on wall time; the other nodes
 follow use_sim_time. Parameter values come from config/sim.yaml and config/controller.yaml;
@@ -20,11 +25,12 @@ def generate_launch_description():
     timing_mode = LaunchConfiguration("timing_mode")
     use_sim_time = LaunchConfiguration("use_sim_time")
     controller_name = LaunchConfiguration("controller_name")
+    safety_config = LaunchConfiguration("safety_config")
 
     arguments = [
         DeclareLaunchArgument("robot", default_value="panda",
                               description="Robot name (config/robots/<robot>.yaml) or path to a robot YAML."),
-        DeclareLaunchArgument("command_mode", default_value="effort", choices=["effort", "position", "velocity"],
+        DeclareLaunchArgument("command_mode", default_value="effort", choices=["effort", "velocity"],
                               description="Actuator interface of the simulator and output of the controller."),
         DeclareLaunchArgument("timing_mode", default_value="lockstep", choices=["lockstep", "realtime"],
                               description="lockstep: one control period per command; realtime: wall-clock paced."),
@@ -32,6 +38,8 @@ def generate_launch_description():
                               description="Controller (and later nodes) follow /clock from the simulator."),
         DeclareLaunchArgument("controller_name", default_value="forward_effort_controller",
                               description="Commands travel on /<controller_name>/commands."),
+        DeclareLaunchArgument("safety_config", default_value="",
+                              description="Safety config (config/safety/<name>.yaml or a path); empty: the robot's."),
     ]
 
     sim = Node(
@@ -65,12 +73,29 @@ def generate_launch_description():
                 "use_sim_time": use_sim_time,
             },
         ],
+        # the controller's command goes to the safety filter, not to the robot
+        remappings=[(["/", controller_name, "/commands"], "/safety_filter/nominal")],
     )
 
-    # The safety filter (between controller and sim), policy and teleop nodes join here in
-    # later issues, e.g.:
-    # safety_filter = Node(package="robot_ctrl", executable="safety_filter_node", name="safety_filter", ...)
+    safety_filter = Node(
+        package="robot_ctrl",
+        executable="safety_node",
+        name="safety_filter",
+        output="screen",
+        parameters=[
+            PathJoinSubstitution([FindPackageShare("robot_ctrl"), "config", "safety_filter.yaml"]),
+            {
+                "robot": robot,
+                "config": safety_config,
+                "command_mode": command_mode,
+                "controller_name": controller_name,
+                "use_sim_time": use_sim_time,
+            },
+        ],
+    )
+
+    # The policy and teleop nodes join here in later issues, e.g.:
     # policy = Node(package="robot_ctrl", executable="policy_node", name="policy", ...)
     # teleop = Node(package="robot_ctrl", executable="teleop_node", name="teleop", ...)
 
-    return LaunchDescription(arguments + [sim, controller])
+    return LaunchDescription(arguments + [sim, controller, safety_filter])

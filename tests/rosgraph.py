@@ -15,13 +15,17 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def start_node(executable: str, params_file: str, overrides: dict | None = None) -> subprocess.Popen:
-    """Run an installed node executable with a params file from config/ and -p overrides."""
+def start_node(executable: str, params_file: str, overrides: dict | None = None,
+               remap: dict | None = None) -> subprocess.Popen:
+    """Run an installed node executable with a params file from config/, -p overrides and
+    -r remappings (as launch_ros passes them)."""
     exe = BIN / executable
     assert exe.exists(), f"node executable {exe} is not installed"
     cmd = [str(exe), "--ros-args", "--params-file", str(REPO / "config" / params_file)]
     for k, v in (overrides or {}).items():
         cmd += ["-p", f"{k}:={v}"]
+    for k, v in (remap or {}).items():
+        cmd += ["-r", f"{k}:={v}"]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ.copy())
 
 

@@ -17,7 +17,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "robot_ctrl"
 COLCON = Path(sys.executable).parent / "colcon"
-NODE_EXECUTABLES = ("sim_node", "controller_node", "demo_driver")
+NODE_EXECUTABLES = ("sim_node", "controller_node", "demo_driver", "safety_node")
 SHARE_FILES = (
     "launch/sim.launch.py",
     "launch/demo.launch.py",

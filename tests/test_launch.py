@@ -464,11 +464,14 @@ def test_setup_nodes_are_installed_console_scripts():
 def test_node_classes_are_the_real_ones():
     from robot_ctrl.ros.controller_node import ControllerNode
     from robot_ctrl.ros.demo_driver import DemoDriver
+    from robot_ctrl.ros.safety_node import SafetyNode
     from robot_ctrl.ros.sim_node import SimNode
 
     scripts = console_scripts()
-    found = {name: NodeProbe.node_class(scripts[name]) for name in ("sim_node", "controller_node", "demo_driver")}
-    assert found == {"sim_node": SimNode, "controller_node": ControllerNode, "demo_driver": DemoDriver}
+    names = ("sim_node", "controller_node", "demo_driver", "safety_node")
+    found = {name: NodeProbe.node_class(scripts[name]) for name in names}
+    assert found == {"sim_node": SimNode, "controller_node": ControllerNode, "demo_driver": DemoDriver,
+                     "safety_node": SafetyNode}
 
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=[p.name for p in LAUNCH_FILES])
@@ -497,8 +500,8 @@ def test_expected_nodes():
             found += executables(inc_path.name)
         return sorted(found)
 
-    assert executables("sim.launch.py") == ["controller_node", "sim_node"]
-    assert executables("demo.launch.py") == ["controller_node", "demo_driver", "sim_node"]
+    assert executables("sim.launch.py") == ["controller_node", "safety_node", "sim_node"]
+    assert executables("demo.launch.py") == ["controller_node", "demo_driver", "safety_node", "sim_node"]
 
 
 BAD_LAUNCH = '''

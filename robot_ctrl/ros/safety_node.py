@@ -1,0 +1,289 @@
+"""Safety filter node: the last node before the simulator or the hardware.
+
+Subscribes  ~/nominal                      std_msgs/Float64MultiArray: the controller's command
+                                           (launch remaps the controller's output here)
+            /joint_states                  sensor_msgs/JointState (mapped by joint name)
+            /estop                         std_msgs/Bool: true latches a braking stop
+            ~/obstacles/<name>             geometry_msgs/PoseStamped, one per world object of the
+                                           collision config (frame_id "world" or empty)
+            ~/human                        geometry_msgs/PoseStamped, when the config has `ssm`
+Publishes   /<controller_name>/commands    std_msgs/Float64MultiArray: the filtered command
+            ~/metrics                      std_msgs/Float64MultiArray per command:
+                                           [t, h_min, intervention, solve_us, status]
+                                           (status 0 ok, 1 relaxed, 2 brake, 3 rejected, 4 stop)
+            /diagnostics                   diagnostic_msgs/DiagnosticArray (~10 Hz)
+Services    ~/reset                        std_srvs/Trigger: clears a stop once a fresh state
+                                           has arrived after it
+
+Every nominal command is filtered against the latest joint state (CBF-QP, see
+robot_ctrl.safety). A watchdog timer runs at the control period: while the e-stop is latched,
+or the state or the command is older than `watchdog_periods` control periods, it publishes the
+filter's braking command (decelerate at the limits to rest, then hold) instead. Bad input
+(wrong length, NaN/Inf, unknown or missing joints, stamps that go backwards or are stale) is
+rejected and counted; nothing non-finite is ever published.
+"""
+from __future__ import annotations
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool, Float64MultiArray
+from std_srvs.srv import Trigger
+
+from robot_ctrl.model import RobotModel
+from robot_ctrl.ros.common import (
+    COMMAND_QOS,
+    STATE_QOS,
+    JointOrder,
+    JointStateError,
+    Param,
+    ParameterError,
+    declare_parameters,
+    stamp_to_sec,
+)
+from robot_ctrl.safety.config import build_filter, load_safety_config
+from robot_ctrl.safety.constraints import CollisionDistance, SpeedSeparation
+
+PARAMS = {
+    "robot": Param("panda", "Robot name (config/robots/<robot>.yaml) or path to a robot YAML."),
+    "config": Param("", "Safety config name (config/safety/<name>.yaml) or path; empty: the robot's name."),
+    "command_mode": Param("effort", "What the commands are: effort (torques) or velocity.",
+                          choices=("effort", "velocity")),
+    "controller_name": Param("forward_effort_controller", "Filtered commands go to /<controller_name>/commands."),
+    "control_period_s": Param(0.002, "Control period (s): the filter's dt and the watchdog's tick.", positive=True),
+    "watchdog_periods": Param(5, "Brake when the state or the command is older than this many periods.",
+                              positive=True),
+    "stale_state_s": Param(0.1, "Reject joint states whose stamp is older than this (s) vs. the node clock.",
+                           positive=True),
+    "diagnostics_rate_hz": Param(10.0, "Rate of /diagnostics.", positive=True),
+}
+
+STATUS_CODE = {"ok": 0.0, "relaxed": 1.0, "brake": 2.0, "rejected": 3.0, "stop": 4.0}
+
+
+class SafetyNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("safety_filter", **kwargs)
+        p = declare_parameters(self, PARAMS)
+        self.params = p
+        self.robot = robot = RobotModel.load(p["robot"])
+        cfg = load_safety_config(p["config"] or robot.name)
+        self.dt = float(p["control_period_s"])
+        self.filter = build_filter(robot, cfg, mode=p["command_mode"], dt=self.dt)
+        self.order = JointOrder(robot.joint_names)
+        self.n = robot.n
+        self.watchdog_s = p["watchdog_periods"] * self.dt
+        # state
+        self.q = self.v = None
+        self.t_state = None  # stamp of the latest accepted state (node clock domain)
+        self.t_state_rx = None  # node clock when it arrived
+        self.t_cmd_rx = None
+        self.estop = False
+        self.stop_since = None  # node clock time of the latest stop
+        self.last_cmd = None  # the last published command (finite)
+        # counters
+        self.counts = {k: 0 for k in ("commands", "rejected_commands", "rejected_states", "rejected_poses",
+                                      "watchdog_brakes", "estops", "resets", "refused_resets",
+                                      "relaxed", "brakes", "nonfinite_replaced")}
+        self._window = []  # (solve_us, intervention, h_min, binding) since the last diagnostics
+        self._watchdog_active = False
+
+        topic = f"/{p['controller_name'].strip('/')}/commands"
+        self.cmd_pub = self.create_publisher(Float64MultiArray, topic, COMMAND_QOS)
+        self.metrics_pub = self.create_publisher(Float64MultiArray, "~/metrics", COMMAND_QOS)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_subscription(JointState, "/joint_states", self._on_state, STATE_QOS)
+        self.create_subscription(Float64MultiArray, "~/nominal", self._on_nominal, COMMAND_QOS)
+        self.create_subscription(Bool, "/estop", self._on_estop, 10)
+        self.create_service(Trigger, "~/reset", self._on_reset)
+        self.movable = {}
+        for c in self.filter.constraints:
+            if isinstance(c, CollisionDistance):
+                for name in sorted(c.set.world):
+                    self.movable[name] = c.set
+                    self.create_subscription(PoseStamped, f"~/obstacles/{name}",
+                                             lambda m, n=name: self._on_pose(n, m), 10)
+            if isinstance(c, SpeedSeparation):
+                self.ssm = c
+                self.create_subscription(PoseStamped, "~/human", lambda m: self._on_pose("human", m), 10)
+        self.create_timer(self.dt, self._watchdog)
+        self.create_timer(1.0 / p["diagnostics_rate_hz"], self._publish_diagnostics)
+        self._msg = Float64MultiArray()
+        self._metrics = Float64MultiArray()
+        self.get_logger().info(
+            f"{robot.name}: {p['command_mode']} filter, {self.filter.m} rows, "
+            f"{self.filter.collision_pairs} collision pairs ({cfg.source}); ~/nominal -> {topic}")
+
+    # -- time ------------------------------------------------------------------------------
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # -- inputs ----------------------------------------------------------------------------
+    def _on_state(self, msg: JointState) -> None:
+        try:
+            q, v = self.order.state(msg)
+            t = stamp_to_sec(msg.header.stamp)
+            now = self._now()
+            if self.t_state is not None and t < self.t_state:
+                if t < 1e-9 or now < self.t_state:  # the clock itself went back (sim reset)
+                    self.filter.reset()
+                else:
+                    raise JointStateError(f"stamp {t:.6f} s is older than the last state ({self.t_state:.6f} s)")
+            # stamps are comparable with the node clock only in the same time domain (sim time
+            # with use_sim_time, wall time on hardware); otherwise the ordering check above holds
+            if t > 0 and abs(now - t) < 1e6 and now - t > self.params["stale_state_s"]:
+                raise JointStateError(f"stale stamp: {now - t:.3f} s old")
+        except JointStateError as exc:
+            self.counts["rejected_states"] += 1
+            self.get_logger().error(f"rejected joint state: {exc}", throttle_duration_sec=1.0)
+            return
+        self.q, self.v, self.t_state, self.t_state_rx = q, v, t, self._now()
+
+    def _on_nominal(self, msg: Float64MultiArray) -> None:
+        self.t_cmd_rx = self._now()
+        if self.q is None:
+            self.counts["rejected_commands"] += 1
+            self.get_logger().warn("command before any joint state: not forwarded", throttle_duration_sec=1.0)
+            return
+        if self.estop or self._stale():
+            return  # the watchdog publishes the braking command
+        u_nom = np.asarray(msg.data, dtype=float)
+        # wrong length or NaN/Inf: the filter rejects it and brakes from the last safe command
+        out = self.filter.step(self.q, self.v, u_nom)
+        if out.status == "rejected":
+            self.counts["rejected_commands"] += 1
+            self.get_logger().error(f"rejected command ({u_nom.size} values for {self.n} joints, or "
+                                    "non-finite); braking", throttle_duration_sec=1.0)
+        self.counts["commands"] += 1
+        self.counts["relaxed"] += out.status == "relaxed"
+        self.counts["brakes"] += out.status == "brake"
+        self._window.append((out.solve_us, out.intervention, out.h_min, out))
+        self._publish(out.u, out.h_min, out.intervention, out.solve_us, out.status)
+
+    def _on_estop(self, msg: Bool) -> None:
+        if msg.data and not self.estop:
+            self.estop = True
+            self.stop_since = self._now()
+            self.counts["estops"] += 1
+            self.get_logger().warn("e-stop: braking to a stop and holding until ~/reset")
+            self._brake("stop")
+
+    def _on_reset(self, request, response):
+        now = self._now()
+        fresh = self.t_state_rx is not None and (self.stop_since is None or self.t_state_rx > self.stop_since) \
+            and now - self.t_state_rx <= self.watchdog_s
+        if not fresh:
+            self.counts["refused_resets"] += 1
+            response.success = False
+            response.message = "no fresh joint state since the stop; still braking"
+            return response
+        was = "e-stop" if self.estop else "no stop"
+        self.estop = False
+        self.stop_since = None
+        self.filter.reset()
+        self.counts["resets"] += 1
+        response.success = True
+        response.message = f"cleared ({was}); filtering commands again"
+        self.get_logger().info(response.message)
+        return response
+
+    def _on_pose(self, name: str, msg: PoseStamped) -> None:
+        try:
+            if msg.header.frame_id not in ("", "world"):
+                raise ValueError(f"frame_id '{msg.header.frame_id}' (expected 'world')")
+            p, o = msg.pose.position, msg.pose.orientation
+            quat = np.array([o.x, o.y, o.z, o.w])
+            if not np.isfinite(quat).all() or np.linalg.norm(quat) < 1e-6:
+                raise ValueError("orientation must be a finite, non-zero quaternion")
+            target = self.ssm.set if name == "human" else self.movable[name]
+            target.set_world_pose(name, [p.x, p.y, p.z], quat)
+        except (ValueError, KeyError) as exc:
+            self.counts["rejected_poses"] += 1
+            self.get_logger().error(f"rejected pose of '{name}': {exc}", throttle_duration_sec=1.0)
+
+    # -- watchdog and braking --------------------------------------------------------------
+    def _stale(self) -> bool:
+        now = self._now()
+        return self.t_state_rx is None or now - self.t_state_rx > self.watchdog_s
+
+    def _watchdog(self) -> None:
+        if self.q is None:
+            return
+        now = self._now()
+        state_old = now - self.t_state_rx > self.watchdog_s
+        cmd_old = self.t_cmd_rx is None or now - self.t_cmd_rx > self.watchdog_s
+        if self.estop:
+            self._brake("stop")
+        elif state_old or (cmd_old and self.t_cmd_rx is not None):
+            if not self._watchdog_active:
+                self.counts["watchdog_brakes"] += 1
+                self.get_logger().warn(f"watchdog: {'state' if state_old else 'command'} older than "
+                                       f"{self.watchdog_s * 1e3:.0f} ms; braking", throttle_duration_sec=1.0)
+            self._watchdog_active = True
+            self._brake("brake")
+        else:
+            self._watchdog_active = False
+
+    def _brake(self, status: str) -> None:
+        if self.q is None:
+            return
+        u = self.filter.brake_command(self.q, self.v)
+        self.filter._last_u = u.copy()
+        self._publish(u, np.nan, 0.0, 0.0, status)
+
+    def _publish(self, u, h_min, intervention, solve_us, status) -> None:
+        u = np.asarray(u, dtype=float)
+        if u.shape != (self.n,) or not np.isfinite(u).all():  # never publish a non-finite value
+            self.counts["nonfinite_replaced"] += 1
+            u = self.last_cmd if self.last_cmd is not None else np.zeros(self.n)
+        self.last_cmd = u
+        self._msg.data = u.tolist()
+        self.cmd_pub.publish(self._msg)
+        self._metrics.data = [self._now(), float(h_min) if np.isfinite(h_min) else -1.0,
+                              float(intervention), float(solve_us), STATUS_CODE[status]]
+        self.metrics_pub.publish(self._metrics)
+
+    # -- diagnostics -----------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        st = DiagnosticStatus(name="robot_ctrl/safety_filter", hardware_id=self.robot.name,
+                              level=DiagnosticStatus.OK, message="filtering")
+        w, self._window = self._window, []
+        values = {k: str(v) for k, v in self.counts.items()}
+        values["estop_latched"] = str(self.estop)
+        values["watchdog_braking"] = str(self._watchdog_active)
+        values["rows"] = str(self.filter.m)
+        values["collision_pairs"] = str(self.filter.collision_pairs)
+        values["fallbacks"] = str(self.filter.fallbacks)
+        values["filter_rejected"] = str(self.filter.rejected)
+        if w:
+            solve = np.array([x[0] for x in w])
+            values["solve_us_p50"] = f"{np.percentile(solve, 50):.1f}"
+            values["solve_us_max"] = f"{solve.max():.1f}"
+            values["intervention_max"] = f"{max(x[1] for x in w):.6g}"
+            values["intervention_last"] = f"{w[-1][1]:.6g}"
+            values["h_min"] = f"{min(x[2] for x in w):.6g}"
+            last = w[-1][3]
+            values["active_constraints"] = ",".join(last.binding[:12])
+            values["violated_constraints"] = ",".join(last.violated[:12])
+        if self.estop:
+            st.level, st.message = DiagnosticStatus.ERROR, "e-stop latched: braking/holding; call ~/reset"
+        elif self._watchdog_active:
+            st.level, st.message = DiagnosticStatus.ERROR, "watchdog: stale input, braking"
+        elif self.counts["rejected_commands"] or self.counts["rejected_states"] or self.counts["relaxed"]:
+            st.level, st.message = DiagnosticStatus.WARN, "rejected input or relaxed constraints"
+        st.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        arr = DiagnosticArray(status=[st])
+        arr.header.stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(arr)
+
+
+def main(args=None):
+    from robot_ctrl.ros.runner import run_nodes
+
+    run_nodes([SafetyNode], args=args)
+
+
+if __name__ == "__main__":
+    main()
