@@ -5,6 +5,10 @@
         in this process, the controller node in a child process, talking over DDS (loopback).
         realtime (500 Hz, paced): rate_hz, missed_fraction, latency_us_p50/p99 (state publish
         to the next command's arrival); --lockstep: realtime_factor.
+- safety: the safety filter of config/safety/<robot>.yaml on one core, on the states and
+        nominal commands of a closed-loop falsification run (random, adversarial, NaN): the
+        full step (state in -> rows -> QP -> check -> command out), the QP alone (daqp) and the
+        cvxpy reference on the same rows; --falsify N adds an N-step falsification run.
 """
 from __future__ import annotations
 
@@ -130,6 +134,81 @@ def bench_loop(robot: str = "panda", seconds: float | None = None, lockstep: boo
                 proc.kill()
         if rclpy.ok():
             rclpy.shutdown()
+
+
+def bench_safety(robot: str = "panda", mode: str = "effort", steps: int = 4000, falsify_steps: int = 0,
+                 seed: int = 0, progress: bool = True) -> dict:
+    from robot_ctrl.model import RobotModel
+    from robot_ctrl.safety.config import build_filter
+    from robot_ctrl.safety.falsify import falsify
+    from robot_ctrl.safety.qp import CvxpyBackend
+
+    model = RobotModel.load(robot)
+    inputs: list = []
+    falsify(model, robot, mode=mode, steps=steps, seed=seed, record=inputs)  # realistic, adversarial inputs
+    affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    _one_core()
+    try:
+        f = build_filter(model, robot, mode=mode, dt=0.002)
+        for q, v, u in inputs[:200]:  # warm-up
+            f.step(q, v, u)
+        step_us, qp_us, residual, rows_kept = [], [], 0.0, []
+        for i, (q, v, u) in enumerate(inputs):
+            t0 = time.perf_counter()
+            out = f.step(q, v, u)
+            step_us.append((time.perf_counter() - t0) * 1e6)
+            if out.status in ("ok", "relaxed"):
+                qp_us.append(out.qp_us)
+            if out.status == "ok":
+                residual = max(residual, out.residual)
+                if i % 20 == 0:
+                    rows_kept.append((f.A.copy(), f.b.copy(), np.asarray(u, float).copy()))
+        # the cvxpy reference on the same QPs (fewer: it is slow)
+        ref = CvxpyBackend(model.n, np.ones(model.n), f.m)
+        ref.solve(rows_kept[0][2], rows_kept[0][0], rows_kept[0][1])
+        cvx_us, agree = [], 0.0
+        daqp = f.backend
+        for A, b, u in rows_kept[:150]:
+            t0 = time.perf_counter()
+            x_ref, ok = ref.solve(u, A, b)
+            cvx_us.append((time.perf_counter() - t0) * 1e6)
+            x, ok2 = daqp.solve(u, A, b)
+            if ok and ok2:
+                agree = max(agree, float(np.max(np.abs(x - x_ref)) / max(1.0, np.abs(x_ref).max())))
+    finally:
+        if affinity:
+            os.sched_setaffinity(0, affinity)
+    s = np.asarray(step_us)
+    result = {
+        "benchmark": "safety",
+        "robot": robot,
+        "mode": mode,
+        "steps": len(s),
+        "rows": f.m,
+        "collision_pairs": f.collision_pairs,
+        "step_us_p50": float(np.percentile(s, 50)),
+        "step_us_p99": float(np.percentile(s, 99)),
+        "step_us_max": float(s.max()),
+        "qp_us_p50": float(np.percentile(qp_us, 50)),
+        "cvxpy_us_p50": float(np.percentile(cvx_us, 50)),
+        "speedup_qp_vs_cvxpy": float(np.percentile(cvx_us, 50) / np.percentile(qp_us, 50)),
+        "speedup_step_vs_cvxpy": float(np.percentile(cvx_us, 50) / np.percentile(s, 50)),
+        "daqp_vs_cvxpy_max_rel_diff": agree,
+        "max_violation": residual,
+        "fallback_fraction": f.fallbacks / len(s),
+    }
+    if falsify_steps:
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=falsify_steps, desc="falsify", unit="step", mininterval=1.0)
+        rep = falsify(model, robot, mode=mode, steps=falsify_steps, seed=seed + 1,
+                      progress=(lambda k: bar.update(1)) if bar else None)
+        if bar:
+            bar.close()
+        result.update({f"falsify_{k}": v for k, v in rep.as_dict().items() if k != "mode"})
+    return result
 
 
 def report(result: dict, as_json: bool = False) -> None:

@@ -4,6 +4,7 @@
     robot-ctrl demo  [--out out/demo] [--timing realtime|lockstep] [--no-video]
     robot-ctrl bench sim  [--seconds 5] [--json]
     robot-ctrl bench loop [--lockstep] [--seconds 10] [--json]
+    robot-ctrl bench safety [--mode effort|velocity] [--steps 4000] [--falsify N] [--json]
 """
 from __future__ import annotations
 
@@ -54,6 +55,9 @@ def cmd_bench(args) -> int:
 
     if args.what == "sim":
         result = bench.bench_sim(robot=args.robot, seconds=args.seconds)
+    elif args.what == "safety":
+        result = bench.bench_safety(robot=args.robot, mode=args.mode, steps=args.steps,
+                                    falsify_steps=args.falsify, progress=not args.json)
     else:
         result = bench.bench_loop(robot=args.robot, seconds=args.seconds, lockstep=args.lockstep)
     bench.report(result, as_json=args.json)
@@ -80,10 +84,13 @@ def main(argv=None) -> int:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("bench", help="benchmarks")
-    p.add_argument("what", choices=("sim", "loop"))
+    p.add_argument("what", choices=("sim", "loop", "safety"))
     p.add_argument("--robot", default="panda")
     p.add_argument("--seconds", type=float, default=None, help="measurement length (wall s)")
     p.add_argument("--lockstep", action="store_true", help="loop: lockstep timing instead of realtime")
+    p.add_argument("--mode", default="effort", choices=("effort", "velocity"), help="safety: command mode")
+    p.add_argument("--steps", type=int, default=4000, help="safety: filter steps timed")
+    p.add_argument("--falsify", type=int, default=0, metavar="N", help="safety: also run N falsification steps")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_bench)
 

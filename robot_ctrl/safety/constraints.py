@@ -63,6 +63,23 @@ class Constraint:
     def row_names(self, robot: RobotModel, mode: str) -> list[str]:
         return [f"{self.name}[{i}]" for i in range(self.size(robot, mode))]
 
+    def _first_fill(self, A: np.ndarray) -> bool:
+        """True the first time this constraint fills this buffer: constant rows are written once
+        (the filter keeps its row buffers for its lifetime)."""
+        key = A.__array_interface__["data"][0]
+        if getattr(self, "_filled", None) == key:
+            return False
+        self._filled = key
+        return True
+
+
+def _box_rows(A: np.ndarray, n: int) -> None:
+    """A = [I; −I]."""
+    A[:] = 0.0
+    idx = np.arange(n)
+    A[idx, idx] = 1.0
+    A[n + idx, idx] = -1.0
+
 
 def braking_rows(h, hdot, G, drift, a, alpha, T, A, b):
     """Effort-mode braking-barrier rows (see the module doc) into A (k, n) and b (k,).
@@ -149,10 +166,8 @@ class JointVelocityLimits(Constraint):
     def fill(self, robot, d, A, b, h):
         n = robot.n
         vmax = self.scale * robot.v_max
-        A[:] = 0.0
-        idx = np.arange(n)
-        A[idx, idx] = 1.0
-        A[n + idx, idx] = -1.0
+        if self._first_fill(A):
+            _box_rows(A, n)
         h[:n], h[n:] = vmax - d.v, vmax + d.v
         if d.mode == "velocity":
             b[:n], b[n:] = vmax, vmax
@@ -176,12 +191,10 @@ class EffortLimits(Constraint):
         if d.mode != "effort":
             return
         n = robot.n
-        A[:] = 0.0
-        idx = np.arange(n)
-        A[idx, idx] = 1.0
-        A[n + idx, idx] = -1.0
-        b[:n] = b[n:] = self.scale * robot.tau_max
-        h[:] = np.inf
+        if self._first_fill(A):
+            _box_rows(A, n)
+            b[:n] = b[n:] = self.scale * robot.tau_max
+            h[:] = np.inf
 
 
 @dataclass
@@ -196,12 +209,11 @@ class AccelerationLimits(Constraint):
 
     def fill(self, robot, d, A, b, h):
         n = robot.n
-        amax = np.broadcast_to(np.asarray(self.a_max, dtype=float), (n,))
-        A[:] = 0.0
-        idx = np.arange(n)
-        A[idx, idx] = 1.0
-        A[n + idx, idx] = -1.0
-        h[:] = np.inf
+        if self._first_fill(A):
+            _box_rows(A, n)
+            h[:] = np.inf
+            self._amax = np.broadcast_to(np.asarray(self.a_max, dtype=float), (n,)).copy()
+        amax = self._amax
         if d.mode == "velocity":
             b[:n] = d.v + amax * d.dt
             b[n:] = -d.v + amax * d.dt

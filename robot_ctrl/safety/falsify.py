@@ -64,7 +64,7 @@ def _robot_table_contacts(sim, table_geom: int, robot_bodies: set) -> int:
 
 def falsify(robot: RobotModel, cfg: SafetyConfig | str, mode: str = "velocity", steps: int = 10_000,
             seed: int = 0, segment: int = 250, nan_every: int = 97, joint_tol: float = 1e-3,
-            dist_tol: float = 2e-3, progress=None) -> FalsifyReport:
+            dist_tol: float = 2e-3, progress=None, record: list | None = None) -> FalsifyReport:
     import mujoco
 
     from robot_ctrl.sim import Simulator
@@ -111,6 +111,8 @@ def falsify(robot: RobotModel, cfg: SafetyConfig | str, mode: str = "velocity", 
             u_nom = qd_des if mode == "velocity" else robot.rnea(q, v, 50.0 * (qd_des - v))
         if nan_every and k % nan_every == 0:
             u_nom[rng.integers(n)] = np.nan
+        if record is not None:
+            record.append((q, v, u_nom.copy()))
         out = f.step(q, v, u_nom)
         if not np.all(np.isfinite(out.u)):
             nonfinite += 1

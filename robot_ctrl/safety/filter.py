@@ -104,6 +104,8 @@ class SafetyFilter:
         self._d = StepData(q=robot.home, v=np.zeros(self.n), dt=self.dt, mode=mode, kin=self.kin)
         self.collision_pairs = int(sum(c.collision_pairs for c in self.constraints))
         self.A = np.zeros((self.m, self.n))
+        # rows as the constraints write them (natural variable); in effort mode A = A_nat M⁻¹
+        self.A_nat = self.A if mode == "velocity" else np.zeros((self.m, self.n))
         self.b = np.zeros(self.m)
         self.h = np.zeros(self.m)
         self.fallbacks = 0
@@ -133,7 +135,7 @@ class SafetyFilter:
         if self.kin is not None:
             self.kin.update(q, v if self.mode == "effort" else None)
         for c, sl in self._slices:
-            c.fill(self.robot, d, self.A[sl], self.b[sl], self.h[sl])
+            c.fill(self.robot, d, self.A_nat[sl], self.b[sl], self.h[sl])
         if self.mode == "effort":
             self._map_to_torque(q, v)
         return self.A, self.b, self.h
@@ -147,10 +149,9 @@ class SafetyFilter:
         if not robot._identity:
             Minv, bias = Minv[np.ix_(robot._perm, robot._perm)], bias[robot._perm]
         k = self._n_nat
-        A = self.A[:k]
-        AM = A @ Minv
-        self.b[:k] += AM @ bias
-        A[:] = AM
+        np.matmul(self.A_nat[:k], Minv, out=self.A[:k])
+        self.b[:k] += self.A[:k] @ bias
+        self.A[k:] = self.A_nat[k:]
 
     # -- step ----------------------------------------------------------------------------
     def step(self, q, v, u_nom) -> FilterOutcome:

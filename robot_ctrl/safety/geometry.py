@@ -28,11 +28,16 @@ class GeometryConfigError(ValueError):
     """A shape, link or pair in the safety config is invalid."""
 
 
+_LEVI_CIVITA = np.zeros((3, 3, 3))
+_LEVI_CIVITA[0, 1, 2] = _LEVI_CIVITA[1, 2, 0] = _LEVI_CIVITA[2, 0, 1] = 1.0
+_LEVI_CIVITA[0, 2, 1] = _LEVI_CIVITA[2, 1, 0] = _LEVI_CIVITA[1, 0, 2] = -1.0
+_LC = np.ascontiguousarray(_LEVI_CIVITA.reshape(3, 9).T)  # (9, 3)
+
+
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cross product of (P, 3) arrays (np.cross is ~10x slower on small arrays)."""
-    a0, a1, a2 = a[:, 0], a[:, 1], a[:, 2]
-    b0, b1, b2 = b[:, 0], b[:, 1], b[:, 2]
-    return np.stack((a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0), axis=1)
+    """Row-wise cross product of (P, 3) arrays: one outer product and one matmul with the
+    Levi-Civita tensor (np.cross is ~3x slower on small arrays)."""
+    return (a[:, :, None] * b[:, None, :]).reshape(-1, 9) @ _LC
 
 
 def _skew(p: np.ndarray) -> np.ndarray:
@@ -340,6 +345,7 @@ class DistanceSet:
         self.jb = np.array([self.joint_of[b] for _, b in self.pairs], dtype=int)
         self.self_pairs = self.jb > 0
         self._any_self = bool(self.self_pairs.any())
+        self._joints_all = np.concatenate((self.ja, self.jb[self.self_pairs]))
         P = len(self.pairs)
         self._d = np.zeros(P)
         self._n = np.zeros((P, 3))
@@ -394,15 +400,23 @@ class DistanceSet:
         """∂d/∂q (P, n) and, with drift, d̈ at q̈ = 0 (P,) (the normal-rate term, ≥ 0 for
         convex shapes under translation, is left out: conservative).
 
-        d grows when the bodies separate along the normal: ḋ = nᵀ(v_p2 − v_p1).
+        d grows when the bodies separate along the normal: ḋ = nᵀ(v_p2 − v_p1). The robot-side
+        points of all pairs and the other-side points of self pairs go through one batched call.
         """
-        G = -kin.normal_gradients(g.normal, g.p1, self.ja)
-        sp = self.self_pairs
+        P, sp = self.size, self.self_pairs
         if self._any_self:
-            G[sp] += kin.normal_gradients(g.normal[sp], g.p2[sp], self.jb[sp])
+            normals = np.concatenate((g.normal, g.normal[sp]))
+            points = np.concatenate((g.p1, g.p2[sp]))
+        else:
+            normals, points = g.normal, g.p1
+        Gall = kin.normal_gradients(normals, points, self._joints_all)
+        G = -Gall[:P]
+        if self._any_self:
+            G[sp] += Gall[P:]
         if not drift:
             return G, None
-        acc = -kin.normal_drifts(g.normal, g.p1, self.ja)
+        aall = kin.normal_drifts(normals, points, self._joints_all)
+        acc = -aall[:P]
         if self._any_self:
-            acc[sp] += kin.normal_drifts(g.normal[sp], g.p2[sp], self.jb[sp])
+            acc[sp] += aall[P:]
         return G, acc
