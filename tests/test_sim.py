@@ -32,12 +32,12 @@ def full_mass_matrix(model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:
 @pytest.mark.parametrize("scene", [None, "table"])
 @pytest.mark.parametrize("robot_name", ["panda", "ur5"])
 def test_pinocchio_rnea_agrees_with_mujoco_inverse(robot_name, scene, request):
-    """tau_pin(q, v, a) == qfrc_inverse - armature*a - damping*v on 20 random states.
+    """tau_pin(q, v, a) == qfrc_inverse - damping*v on 20 random states.
 
     mj_inverse gives qfrc_inverse = (M + diag(armature)) a + c(q, v) - qfrc_passive - qfrc_constraint.
-    Constraints (contacts, joint limits) are disabled, and the two passive terms MuJoCo adds from the
-    URDF (<dynamics damping> -> -damping*v; armature, zero here but accounted for) are taken off,
-    leaving pure rigid-body dynamics. Both sides evaluate the same equations in double precision on
+    Constraints (contacts, joint limits) are disabled, and the passive damping MuJoCo adds from the
+    URDF (<dynamics damping> -> -damping*v) is taken off, leaving rigid-body dynamics plus the
+    rotor inertia (armature) from the robot YAML, which both sides apply (the Panda's fingers). Both sides evaluate the same equations in double precision on
     the same inertias, so they agree to rounding (measured ~1e-13 N m); the tolerance
     atol 1e-7 N m + rtol 1e-7 is orders of magnitude above that and orders below any modelling
     error (a lost link mass, a wrong inertia frame or joint axis gives errors >= 1e-3 N m).
@@ -60,12 +60,13 @@ def test_pinocchio_rnea_agrees_with_mujoco_inverse(robot_name, scene, request):
         a = rng.uniform(-10.0, 10.0, robot.n)
         data.qpos[qadr], data.qvel[dadr], data.qacc[dadr] = q, v, a
         mujoco.mj_inverse(model, data)
-        tau_mj = data.qfrc_inverse[dadr] - model.dof_armature[dadr] * a - model.dof_damping[dadr] * v
+        tau_mj = data.qfrc_inverse[dadr] - model.dof_damping[dadr] * v
         tau_pin = robot.rnea(q, v, a)
         np.testing.assert_allclose(tau_pin, tau_mj, rtol=1e-7, atol=1e-7)
         worst = max(worst, float(np.abs(tau_pin - tau_mj).max()))
-        # Mass matrices agree too (MuJoCo adds armature on the diagonal).
-        M_mj = full_mass_matrix(model, data)[np.ix_(dadr, dadr)] - np.diag(model.dof_armature[dadr])
+        # Mass matrices agree too (both add the armature on the diagonal).
+        np.testing.assert_allclose(model.dof_armature[dadr], robot.armature)
+        M_mj = full_mass_matrix(model, data)[np.ix_(dadr, dadr)]
         np.testing.assert_allclose(robot.mass_matrix(q), M_mj, rtol=1e-7, atol=1e-9)
     assert worst < 1e-7
 

@@ -45,6 +45,7 @@ class RobotConfig:
     kp: list[float] | None = None
     kd: list[float] | None = None
     base_pos: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    armature: dict[str, float] = field(default_factory=dict)  # joint -> reflected rotor inertia
     source: Path | None = None
 
     @property
@@ -116,6 +117,14 @@ def load_robot_config(name_or_path: str) -> RobotConfig:
             if not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise RobotConfigError(f"{src}: limits.{jn}.{k} must be a finite number")
     gains = raw.get("gains") or {}
+    armature = raw.get("armature") or {}
+    if not isinstance(armature, dict):
+        raise RobotConfigError(f"{src}: 'armature' must map joint names to a rotor inertia (kg m² or kg)")
+    for jn, val in armature.items():
+        if jn not in joints:
+            raise RobotConfigError(f"{src}: 'armature' names '{jn}', which is not a controlled joint")
+        if not isinstance(val, (int, float)) or not math.isfinite(val) or val < 0:
+            raise RobotConfigError(f"{src}: armature.{jn} must be a finite number >= 0")
     return RobotConfig(
         name=str(raw.get("name", src.stem)),
         urdf=urdf,
@@ -126,5 +135,6 @@ def load_robot_config(name_or_path: str) -> RobotConfig:
         kp=_float_list(gains["kp"], "gains.kp", src, n) if "kp" in gains else None,
         kd=_float_list(gains["kd"], "gains.kd", src, n) if "kd" in gains else None,
         base_pos=_float_list(raw.get("base_pos", [0.0, 0.0, 0.0]), "base_pos", src, 3),
+        armature={k: float(v) for k, v in armature.items()},
         source=src,
     )

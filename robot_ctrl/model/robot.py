@@ -112,6 +112,10 @@ class RobotModel:
         self.base_pos = np.asarray(cfg.base_pos, dtype=float)
         self.ee_frame = cfg.ee_frame
         self.ee_frame_id = self.frame_id(cfg.ee_frame)
+        # reflected rotor inertia (gearing), in both pinocchio (crba/rnea/aba) and MuJoCo
+        self.armature = np.array([cfg.armature.get(j, 0.0) for j in self.joint_names])
+        for j, val in cfg.armature.items():
+            self.model.armature[self.model.joints[self.model.getJointId(j)].idx_v] = val
         self.kp = np.asarray(cfg.kp if cfg.kp is not None else [400.0] * self.n)
         self.kd = np.asarray(cfg.kd if cfg.kd is not None else [2.0 * np.sqrt(k) for k in self.kp])
 

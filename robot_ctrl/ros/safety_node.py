@@ -9,7 +9,8 @@ Subscribes  ~/nominal                      std_msgs/Float64MultiArray: the contr
             ~/human                        geometry_msgs/PoseStamped, when the config has `ssm`
 Publishes   /<controller_name>/commands    std_msgs/Float64MultiArray: the filtered command
             ~/metrics                      std_msgs/Float64MultiArray per command:
-                                           [t, h_min, intervention, solve_us, status]
+                                           [t, h_min, intervention, solve_us, status],
+                                           t = the stamp of the joint state it answers
                                            (status 0 ok, 1 relaxed, 2 brake, 3 rejected, 4 stop)
             /diagnostics                   diagnostic_msgs/DiagnosticArray (~10 Hz)
 Services    ~/reset                        std_srvs/Trigger: clears a stop once a fresh state
@@ -241,7 +242,8 @@ class SafetyNode(Node):
         self.last_cmd = u
         self._msg.data = u.tolist()
         self.cmd_pub.publish(self._msg)
-        self._metrics.data = [self._now(), float(h_min) if np.isfinite(h_min) else -1.0,
+        # stamped with the joint state the command answers (sim time in simulation)
+        self._metrics.data = [float(self.t_state), float(h_min) if np.isfinite(h_min) else -1.0,
                               float(intervention), float(solve_us), STATUS_CODE[status]]
         self.metrics_pub.publish(self._metrics)
 

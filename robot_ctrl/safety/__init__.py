@@ -12,8 +12,9 @@ from robot_ctrl.safety.constraints import (
 )
 from robot_ctrl.safety.filter import FilterOutcome, SafetyFilter, adaptive_alpha
 from robot_ctrl.safety.geometry import DistanceSet, GeometryConfigError, Kinematics, fit_capsule
+from robot_ctrl.safety.robust import GPResidual, RobustSafetyFilter
 
 __all__ = ["CONSTRAINTS", "AccelerationLimits", "CollisionDistance", "Constraint", "DistanceSet",
-           "EffortLimits", "FilterOutcome", "GeometryConfigError", "JointPositionLimits",
-           "JointVelocityLimits", "Kinematics", "SafetyFilter", "SpeedSeparation", "WorkspaceBox",
-           "adaptive_alpha", "fit_capsule"]
+           "EffortLimits", "FilterOutcome", "GPResidual", "GeometryConfigError", "JointPositionLimits",
+           "JointVelocityLimits", "Kinematics", "RobustSafetyFilter", "SafetyFilter", "SpeedSeparation",
+           "WorkspaceBox", "adaptive_alpha", "fit_capsule"]

@@ -60,10 +60,17 @@ def _read(path: Path, seen: tuple = ()) -> dict:
         raise SafetyConfigError(f"{path}: invalid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise SafetyConfigError(f"{path}: top level must be a mapping")
+    if not isinstance(raw.get("constraints") or {}, dict):
+        raise SafetyConfigError(f"{path}: 'constraints' must be a mapping")
     inc = raw.pop("include", None)
     if inc is None:
         return raw
-    base = _read((path.parent / inc) if not Path(inc).is_absolute() else Path(inc), seen + (path.resolve(),))
+    if not isinstance(inc, str):
+        raise SafetyConfigError(f"{path}: 'include' must be a file name")
+    inc_path = (path.parent / inc) if not Path(inc).is_absolute() else Path(inc)
+    if not inc_path.is_file():
+        raise SafetyConfigError(f"{path}: included file not found: {inc_path}")
+    base = _read(inc_path, seen + (path.resolve(),))
     merged = {**base, **raw}
     merged["constraints"] = {**(base.get("constraints") or {}), **(raw.get("constraints") or {})}
     return merged

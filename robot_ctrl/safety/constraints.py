@@ -31,6 +31,7 @@ from robot_ctrl.model.robot import RobotModel
 from robot_ctrl.safety.geometry import DistanceSet, Kinematics
 
 _EPS_SPEED = 0.02  # ε of the braking barrier: control authority kept at zero approach speed
+RECOVER = 3.0  # inside a braking distance already, brake at up to 3x the nominal deceleration
 
 
 @dataclass
@@ -43,6 +44,7 @@ class StepData:
     mode: str  # "velocity" | "effort"
     alpha_scale: float = 1.0  # multiplies every constraint's α (online class-K gain, see filter)
     kin: Kinematics | None = None  # joint Jacobians of (q, v), when a constraint needs them
+    u_prev: np.ndarray | None = None  # the filter's previous command
 
 
 class Constraint:
@@ -90,9 +92,9 @@ def braking_rows(h, hdot, G, drift, a, alpha, T, A, b):
     hb = h - s * T - s * s / (2.0 * a)
     c = np.maximum(T + s / a, _EPS_SPEED / a)
     np.multiply(G, -c[:, None], out=A)
-    # Outside the set (h_b < 0) recover with at most `a` (the clamp is inactive for h_b >= 0),
-    # so recovery never demands more than the braking rows of other limits allow.
-    b[:] = c * drift + np.maximum(alpha * hb + hdot, -c * a)
+    # Outside the set (h_b < 0) recover with at most RECOVER·a (the clamp is inactive for
+    # h_b >= 0): a bounded demand, so one violated barrier cannot ask for unbounded torque.
+    b[:] = c * drift + np.maximum(alpha * hb + hdot, -c * (RECOVER * a))
     return hb
 
 
@@ -199,7 +201,7 @@ class EffortLimits(Constraint):
 
 @dataclass
 class AccelerationLimits(Constraint):
-    """|q̈| ≤ a_max: on q̈ (effort mode), or on (u − q̇)/dt (velocity mode)."""
+    """|q̈| ≤ a_max: on q̈ (effort mode), or on (u − u_prev)/dt (velocity mode)."""
 
     a_max: float | list = 10.0
     name: str = "acceleration"
@@ -215,8 +217,11 @@ class AccelerationLimits(Constraint):
             self._amax = np.broadcast_to(np.asarray(self.a_max, dtype=float), (n,)).copy()
         amax = self._amax
         if d.mode == "velocity":
-            b[:n] = d.v + amax * d.dt
-            b[n:] = -d.v + amax * d.dt
+            # a rate limit on the command itself, from the previous command: a velocity servo
+            # lags its command, so limiting against the measured velocity would forbid the
+            # filter to command a stop while the joint still catches up
+            b[:n] = d.u_prev + amax * d.dt
+            b[n:] = -d.u_prev + amax * d.dt
         else:
             b[:n] = b[n:] = amax
 

@@ -131,7 +131,7 @@ class SafetyFilter:
         if not (np.isfinite(scale) and scale > 0):
             scale = 1.0  # a bad gain from the callable never weakens the filter below nominal
         d = self._d
-        d.q, d.v, d.alpha_scale = q, v, scale
+        d.q, d.v, d.alpha_scale, d.u_prev = q, v, scale, self._last_u
         if self.kin is not None:
             self.kin.update(q, v if self.mode == "effort" else None)
         for c, sl in self._slices:

@@ -335,6 +335,9 @@ class DistanceSet:
                 raise GeometryConfigError(f"safety collision pair {pair!r}: the first must be a link")
             if self.joint_of[a] == self.joint_of[b]:
                 raise GeometryConfigError(f"safety collision pair {pair!r}: both on the same body")
+            # pinocchio keeps one of [a, b] and [b, a]: a repeat would misalign the results
+            if any({a, b} == {x, y} for x, y in self.pairs):
+                raise GeometryConfigError(f"safety collision pair {pair!r} is listed twice")
             self.gm.addCollisionPair(pin.CollisionPair(self.gid[a], self.gid[b]))
             self.pairs.append((a, b))
         self.gdata = self.gm.createData()
@@ -346,6 +349,11 @@ class DistanceSet:
         self.self_pairs = self.jb > 0
         self._any_self = bool(self.self_pairs.any())
         self._joints_all = np.concatenate((self.ja, self.jb[self.self_pairs]))
+        # swept-sphere radius (capsule, sphere; else 0) of each pair's robot side and other side
+        rad = [float(go.geometry.radius) if isinstance(go.geometry, (coal.Capsule, coal.Sphere)) else 0.0
+               for go in self.gm.geometryObjects]
+        self._ra = np.array([rad[self.gid[a]] for a, _ in self.pairs]).reshape(-1, 1)
+        self._rb = np.array([rad[self.gid[b]] for _, b in self.pairs]).reshape(-1, 1)
         P = len(self.pairs)
         self._d = np.zeros(P)
         self._n = np.zeros((P, 3))
@@ -404,11 +412,16 @@ class DistanceSet:
         points of all pairs and the other-side points of self pairs go through one batched call.
         """
         P, sp = self.size, self.self_pairs
+        # Witness points moved in by the capsule/sphere radius onto the shapes' cores: a core
+        # point moves with its body, while the witness slides over the rounded surface as the
+        # body turns, so the witness's own drift would add r·|ω × n|² (not conservative). The
+        # gradient is the same at both points (n × (p − r n) = n × p).
+        p1 = g.p1 - self._ra * g.normal
         if self._any_self:
             normals = np.concatenate((g.normal, g.normal[sp]))
-            points = np.concatenate((g.p1, g.p2[sp]))
+            points = np.concatenate((p1, g.p2[sp] + self._rb[sp] * g.normal[sp]))
         else:
-            normals, points = g.normal, g.p1
+            normals, points = g.normal, p1
         Gall = kin.normal_gradients(normals, points, self._joints_all)
         G = -Gall[:P]
         if self._any_self:

@@ -39,7 +39,7 @@ def scene_file(scene: str) -> Path:
     return candidate
 
 
-VELOCITY_LOOP_SCALE = 5.0
+VELOCITY_LOOP_SCALE = 1.0
 
 
 def servo_gains(robot: RobotModel) -> tuple[np.ndarray, np.ndarray]:
@@ -102,6 +102,7 @@ def build_spec(
             raise WorldError(f"joint '{name}' missing from the compiled MuJoCo model")
         if gravcomp:
             joint.actgravcomp = True
+        joint.armature = float(robot.armature[i])
         act = spec.add_actuator(name=f"{prefix}{name}_{command_mode}", target=prefix + name, trntype=mujoco.mjtTrn.mjTRN_JOINT)
         tau = float(robot.tau_max[i]) if np.isfinite(robot.tau_max[i]) else 0.0
         if command_mode == "effort":
