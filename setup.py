@@ -49,6 +49,7 @@ setup(
         "example-robot-data>=4.1",
         "cvxpy>=1.5",
         "daqp>=0.5",
+        "numba>=0.60",
         "torch==2.13.0",
         "pyyaml>=6",
         "mcap>=1.1",

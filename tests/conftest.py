@@ -13,6 +13,26 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import pytest  # noqa: E402
 
+_SHM = Path("/dev/shm")
+
+
+def _dds_segments() -> set:
+    return set(_SHM.glob("fastrtps_*")) | set(_SHM.glob("sem.fastrtps_*")) if _SHM.is_dir() else set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _dds_shared_memory_hygiene():
+    """Fast DDS leaves its shared-memory segments behind when a process is killed (the fault
+    tests SIGKILL nodes on purpose). Remove the segments this session created, at its end,
+    when every node of the session has stopped."""
+    before = _dds_segments()
+    yield
+    for seg in _dds_segments() - before:
+        try:
+            seg.unlink()
+        except OSError:
+            pass
+
 
 @pytest.fixture(scope="session")
 def panda():

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from robot_ctrl.model.robot import RobotModel
+from robot_ctrl.safety import kernels
 from robot_ctrl.safety.geometry import DistanceSet, Kinematics
 
 _EPS_SPEED = 0.02  # ε of the braking barrier: control authority kept at zero approach speed
@@ -67,11 +68,10 @@ class Constraint:
 
     def _first_fill(self, A: np.ndarray) -> bool:
         """True the first time this constraint fills this buffer: constant rows are written once
-        (the filter keeps its row buffers for its lifetime)."""
-        key = A.__array_interface__["data"][0]
-        if getattr(self, "_filled", None) == key:
+        (the filter passes the same row views every step)."""
+        if getattr(self, "_filled", None) is A:
             return False
-        self._filled = key
+        self._filled = A
         return True
 
 
@@ -83,19 +83,20 @@ def _box_rows(A: np.ndarray, n: int) -> None:
     A[n + idx, idx] = -1.0
 
 
+def _per_row(x, k: int) -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    return x if x.shape == (k,) else np.broadcast_to(x, (k,)).copy()
+
+
 def braking_rows(h, hdot, G, drift, a, alpha, T, A, b):
     """Effort-mode braking-barrier rows (see the module doc) into A (k, n) and b (k,).
 
-    h, hdot, drift: (k,); G: (k, n) = ∂h/∂q; a, T: scalars or (k,).
+    h, hdot, drift: (k,) (drift may be a scalar 0); G: (k, n) = ∂h/∂q; a, T: scalars or (k,).
     """
-    s = np.maximum(-hdot, 0.0)
-    hb = h - s * T - s * s / (2.0 * a)
-    c = np.maximum(T + s / a, _EPS_SPEED / a)
-    np.multiply(G, -c[:, None], out=A)
-    # Outside the set (h_b < 0) recover with at most RECOVER·a (the clamp is inactive for
-    # h_b >= 0): a bounded demand, so one violated barrier cannot ask for unbounded torque.
-    b[:] = c * drift + np.maximum(alpha * hb + hdot, -c * (RECOVER * a))
-    return hb
+    k = len(h)
+    drift = _per_row(drift, k)
+    kernels.barrier_rows(h, hdot, np.ascontiguousarray(G), drift, _per_row(a, k), float(alpha), _per_row(T, k),
+                         _EPS_SPEED, RECOVER, False, 1.0, A, b)
 
 
 def velocity_rows(h, G, alpha, dt, A, b, a_brake=None):
@@ -105,11 +106,10 @@ def velocity_rows(h, G, alpha, dt, A, b, a_brake=None):
     one the robot can still brake from at `a_brake` before the boundary (a velocity-controlled
     joint follows its command with bounded acceleration, not instantly).
     """
-    a = min(alpha, 1.0 / dt)
-    np.negative(G, out=A)
-    np.multiply(a, h, out=b)
-    if a_brake is not None:
-        np.minimum(b, np.sqrt(2.0 * a_brake * np.maximum(h, 0.0)), out=b, where=h > 0)
+    k = len(h)
+    a = _per_row(np.inf if a_brake is None else a_brake, k)
+    kernels.barrier_rows(h, h, np.ascontiguousarray(G), h, a, float(alpha), a, _EPS_SPEED, RECOVER, True,
+                         float(dt), A, b)
 
 
 @dataclass
@@ -141,17 +141,23 @@ class JointPositionLimits(Constraint):
             a = np.minimum(5.0, self._vmax / 0.1) if self.a_brake is None else \
                 np.broadcast_to(np.asarray(self.a_brake, float), (n,))
             self._a = np.tile(a, 2)
+            self._hdot = np.zeros(2 * n)
+            self._zeros = np.zeros(2 * n)
         np.subtract(d.q, self._lo, out=h[:n])
         np.subtract(self._hi, d.q, out=h[n:])
         if d.mode == "velocity":
-            velocity_rows(h, self._G, self.alpha * d.alpha_scale, d.dt, A, b, self._a)
+            kernels.barrier_rows(h, h, self._G, h, self._a, self.alpha * d.alpha_scale, self._a, _EPS_SPEED,
+                                 RECOVER, True, d.dt, A, b)
             # Inside the margin already (h < 0), recover at no more than half the velocity
             # limit, so the row never conflicts with a (scaled) velocity box.
             np.maximum(b[:n], -0.5 * self._vmax, out=b[:n])
             np.maximum(b[n:], -0.5 * self._vmax, out=b[n:])
         else:
-            hdot = np.concatenate([d.v, -d.v])
-            braking_rows(h, hdot, self._G, 0.0, self._a, self.alpha * d.alpha_scale, 0.0, A, b)
+            hdot = self._hdot
+            hdot[:n] = d.v
+            np.negative(d.v, out=hdot[n:])
+            kernels.barrier_rows(h, hdot, self._G, self._zeros, self._a, self.alpha * d.alpha_scale, self._zeros,
+                                 _EPS_SPEED, RECOVER, False, d.dt, A, b)
 
 
 @dataclass
@@ -252,20 +258,27 @@ class WorkspaceBox(Constraint):
             self._lo, self._hi = np.asarray(self.lower, float), np.asarray(self.upper, float)
             if self._lo.shape != (3,) or self._hi.shape != (3,) or np.any(self._lo >= self._hi):
                 raise ValueError("workspace lower/upper must be 3 numbers each, lower < upper")
+            self._G = np.zeros((6, robot.n))
+            self._pts = np.zeros((6, 3))
+            self._nrm = np.vstack([np.eye(3), -np.eye(3)])
+            self._jts = np.full(6, self._joint, dtype=np.int64)
+            self._a6 = np.full(6, float(self.a_brake))
+            self._z6 = np.zeros(6)
+            self._hdot = np.zeros(6)
+            self._drift = np.zeros(6)
         kin = d.kin
         p = kin.frame_position(self._fid)
-        p_pin = p - robot.base_pos
-        J = kin.point_jacobian(p_pin, self._joint)
+        self._pts[:] = p - robot.base_pos
+        G = self._G
+        # rows of ∂h/∂q: +J (lower), −J (upper), as n·J_p with n = ±e_axis
+        kernels.normal_gradients(self._nrm, self._pts, self._jts, kin.J, kin.mask, G)
         h[:3], h[3:] = p - self._lo, self._hi - p
-        G = np.vstack([J, -J])
-        if d.mode == "velocity":
-            velocity_rows(h, G, self.alpha * d.alpha_scale, d.dt, A, b, self.a_brake)
-        else:
-            pdot = J @ d.v
-            acc = kin.point_drift(p_pin, self._joint)
-            hdot = np.concatenate([pdot, -pdot])
-            drift = np.concatenate([acc, -acc])
-            braking_rows(h, hdot, G, drift, self.a_brake, self.alpha * d.alpha_scale, 0.0, A, b)
+        effort = d.mode == "effort"
+        if effort:
+            np.matmul(G, d.v, out=self._hdot)
+            kernels.normal_drifts(self._nrm, self._pts, self._jts, kin.J, kin.dJ, kin.mask, d.v, self._drift)
+        kernels.barrier_rows(h, self._hdot, G, self._drift, self._a6, self.alpha * d.alpha_scale, self._z6,
+                             _EPS_SPEED, RECOVER, not effort, d.dt, A, b)
 
 
 class CollisionDistance(Constraint):
@@ -304,11 +317,12 @@ class CollisionDistance(Constraint):
         self.last = g
         np.subtract(g.d, self.d_min, out=h)
         effort = d.mode == "effort"
-        G, drift = self.set.gradients(d.kin, g, drift=effort)
-        if not effort:
-            velocity_rows(h, G, self.alpha * d.alpha_scale, d.dt, A, b, self.a_brake)
-        else:
-            braking_rows(h, G @ d.v, G, drift, self.a_brake, self.alpha * d.alpha_scale, 0.0, A, b)
+        G, drift = self.set.gradients_into(d.kin, g, drift=effort)
+        if not hasattr(self, "_a_rows"):
+            self._a_rows = np.full(self.set.size, self.a_brake)
+            self._zeros = np.zeros(self.set.size)
+        kernels.barrier_rows(h, G @ d.v if effort else h, G, drift if effort else h, self._a_rows,
+                             self.alpha * d.alpha_scale, self._zeros, _EPS_SPEED, RECOVER, not effort, d.dt, A, b)
 
 
 class SpeedSeparation(Constraint):

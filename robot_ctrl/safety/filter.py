@@ -22,6 +22,7 @@ import numpy as np
 import pinocchio as pin
 
 from robot_ctrl.model.robot import RobotModel
+from robot_ctrl.safety import kernels
 from robot_ctrl.safety.constraints import Constraint, StepData
 from robot_ctrl.safety.geometry import Kinematics
 from robot_ctrl.safety.qp import CvxpyBackend, DaqpBackend
@@ -100,6 +101,7 @@ class SafetyFilter:
         self.backend = (DaqpBackend(self.n, w) if backend == "daqp" else CvxpyBackend(self.n, w, self.m))
         self.a_brake = np.broadcast_to(np.asarray(10.0 if a_brake is None else a_brake, float), (self.n,)).copy()
         self.alpha_fn = alpha_fn
+        kernels.warm_up()
         self.kin = Kinematics(robot) if any(c.uses_kinematics for c in self.constraints) else None
         self._d = StepData(q=robot.home, v=np.zeros(self.n), dt=self.dt, mode=mode, kin=self.kin)
         self.collision_pairs = int(sum(c.collision_pairs for c in self.constraints))
@@ -108,6 +110,8 @@ class SafetyFilter:
         self.A_nat = self.A if mode == "velocity" else np.zeros((self.m, self.n))
         self.b = np.zeros(self.m)
         self.h = np.zeros(self.m)
+        # the same views every step: constraints write their constant rows once
+        self._views = [(c, self.A_nat[sl], self.b[sl], self.h[sl]) for c, sl in self._slices]
         self.fallbacks = 0
         self.qp_us = 0.0
         self.rejected = 0
@@ -134,8 +138,9 @@ class SafetyFilter:
         d.q, d.v, d.alpha_scale, d.u_prev = q, v, scale, self._last_u
         if self.kin is not None:
             self.kin.update(q, v if self.mode == "effort" else None)
-        for c, sl in self._slices:
-            c.fill(self.robot, d, self.A_nat[sl], self.b[sl], self.h[sl])
+        robot = self.robot
+        for c, A, b, h in self._views:
+            c.fill(robot, d, A, b, h)
         if self.mode == "effort":
             self._map_to_torque(q, v)
         return self.A, self.b, self.h
@@ -144,7 +149,7 @@ class SafetyFilter:
         robot = self.robot
         qp, vp = robot._to_pin(q), robot._to_pin(v)
         Minv = pin.computeMinverse(robot.model, robot.data, qp)  # upper triangle filled
-        Minv = np.triu(Minv) + np.triu(Minv, 1).T
+        kernels.symmetrize_upper(Minv)
         bias = pin.nonLinearEffects(robot.model, robot.data, qp, vp)
         if not robot._identity:
             Minv, bias = Minv[np.ix_(robot._perm, robot._perm)], bias[robot._perm]

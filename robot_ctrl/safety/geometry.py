@@ -40,6 +40,9 @@ def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a[:, :, None] * b[:, None, :]).reshape(-1, 9) @ _LC
 
 
+_EYE3 = np.eye(3)
+
+
 def _skew(p: np.ndarray) -> np.ndarray:
     return np.array([[0.0, -p[2], p[1]], [p[2], 0.0, -p[0]], [-p[1], p[0], 0.0]])
 
@@ -75,10 +78,10 @@ class Kinematics:
             pin.computeJointJacobiansTimeVariation(self.model, self.data, qp, r._to_pin(v))
             self.have_dJ = True
         J = self.data.J
-        self.J = J if r._identity else J[:, r._perm]
+        self.J = np.ascontiguousarray(J if r._identity else J[:, r._perm])
         if self.have_dJ:
             dJ = self.data.dJ
-            self.dJ = dJ if r._identity else dJ[:, r._perm]
+            self.dJ = np.ascontiguousarray(dJ if r._identity else dJ[:, r._perm])
             self.v = np.asarray(v, dtype=float)
 
     def point_jacobian(self, point: np.ndarray, joint: int) -> np.ndarray:
@@ -89,7 +92,12 @@ class Kinematics:
 
     def point_drift(self, point: np.ndarray, joint: int) -> np.ndarray:
         """(3,) J̇_p q̇ of a point attached to `joint`: its acceleration at q̈ = 0."""
-        return self.normal_drifts(np.eye(3), np.tile(point, (3, 1)), np.full(3, joint))
+        from robot_ctrl.safety import kernels
+
+        out = np.empty(3)
+        kernels.normal_drifts(_EYE3, np.tile(point, (3, 1)), np.full(3, joint, dtype=np.int64),
+                              np.ascontiguousarray(self.J), np.ascontiguousarray(self.dJ), self.mask, self.v, out)
+        return out
 
     def normal_gradients(self, normals: np.ndarray, points: np.ndarray, joints: np.ndarray) -> np.ndarray:
         """(P, n): rows nᵢᵀ J_pᵢ for points pᵢ (P, 3) attached to joints (P,).
@@ -354,6 +362,16 @@ class DistanceSet:
                for go in self.gm.geometryObjects]
         self._ra = np.array([rad[self.gid[a]] for a, _ in self.pairs]).reshape(-1, 1)
         self._rb = np.array([rad[self.gid[b]] for _, b in self.pairs]).reshape(-1, 1)
+        # buffers of the compiled path (gradients_into)
+        n, P = robot.n, len(self.pairs)
+        self._G = np.zeros((P, n))
+        self._acc = np.zeros(P)
+        self._core1 = np.zeros((P, 3))
+        self._core2 = np.zeros((P, 3))
+        self._ra_flat = np.ascontiguousarray(self._ra[:, 0]) if P else np.zeros(0)
+        self._rb_flat = np.ascontiguousarray(self._rb[:, 0]) if P else np.zeros(0)
+        self._ja64 = self.ja.astype(np.int64)
+        self._jb64 = self.jb.astype(np.int64)
         P = len(self.pairs)
         self._d = np.zeros(P)
         self._n = np.zeros((P, 3))
@@ -433,3 +451,17 @@ class DistanceSet:
         if self._any_self:
             acc[sp] += aall[P:]
         return G, acc
+
+    def gradients_into(self, kin: Kinematics, g: PairGeometry, drift: bool = False):
+        """`gradients` through the compiled kernels, into buffers reused every step (the
+        numpy `gradients` above is the reference the tests compare against)."""
+        from robot_ctrl.safety import kernels
+
+        J = kin.J
+        kernels.pair_gradients(g.normal, g.p1, g.p2, self._ra_flat, self._rb_flat, self._ja64, self._jb64,
+                               self.self_pairs, J, kin.mask, self._G, self._core1, self._core2)
+        if not drift:
+            return self._G, None
+        kernels.pair_drifts(g.normal, self._core1, self._core2, self._ja64, self._jb64, self.self_pairs,
+                            J, kin.dJ, kin.mask, kin.v, self._acc)
+        return self._G, self._acc

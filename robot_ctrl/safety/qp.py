@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
+# daqp's primal feasibility tolerance (its default is 1e-6): the filter promises rows that hold
+# to 1e-9, so inactive rows are checked that tightly too
+PRIMAL_TOL = 1e-11
+
 
 class DaqpBackend:
     name = "daqp"
@@ -28,10 +32,10 @@ class DaqpBackend:
             self._blower = np.full(b.shape, -1e30)
         blower = self._blower
         if soft is None:
-            x, _, flag, _ = self._solve(self.H, self._f, A, b, blower)
+            x, _, flag, _ = self._solve(self.H, self._f, A, b, blower, primal_tol=PRIMAL_TOL)
         else:
             sense = np.where(soft, 8, 0).astype(np.int32)
-            x, _, flag, _ = self._solve(self.H, self._f, A, b, blower, sense)
+            x, _, flag, _ = self._solve(self.H, self._f, A, b, blower, sense, primal_tol=PRIMAL_TOL)
             return x, flag in (1, 2)  # 2: optimal with some soft rows relaxed
         return x, flag == 1
 
