@@ -118,3 +118,44 @@ def test_falsification_random_adversarial_and_nan_commands_in_mujoco(panda, mode
     assert rep.rejected >= 10_000 // 97
     # the adversarial commands did press on the barriers
     assert rep.worst_joint_margin < 0.02 and rep.worst_distance < 0.05, rep.as_dict()
+
+
+def test_cobot_config_slows_the_arm_near_a_person(panda):
+    """config/safety/panda_cobot.yaml = panda.yaml + speed-and-separation monitoring: with the
+    person far away the nominal command passes; with the person 0.4 m in front of the hand, a
+    command driving the hand at them is cut to the ISO allowed approach speed."""
+    from robot_ctrl.safety.config import build_filter
+    from robot_ctrl.safety.constraints import SpeedSeparation
+
+    f = build_filter(panda, "panda_cobot", mode="velocity")
+    ssm = next(c for c in f.constraints if isinstance(c, SpeedSeparation))
+    assert f.collision_pairs >= 10 + ssm.collision_pairs
+    p_hand = panda.fk(panda.home)[:3, 3]
+    J = panda.jacobian(panda.home)[:3]
+    toward = np.array([1.0, 0.0, 0.0])
+    u_nom = np.linalg.pinv(J) @ (0.8 * toward)  # hand at 0.8 m/s along +x
+
+    def settle():  # the command's rate limit ramps it up over a few hundred ms
+        f.reset()
+        for _ in range(400):
+            out = f.step(panda.home, np.zeros(panda.n), u_nom)
+        return out
+
+    free = settle()
+    assert free.intervention < 1e-6, free.binding
+    ssm.set_human(p_hand + np.array([0.45 + 0.25, 0.0, 0.0]))  # 0.45 m from the tool point
+    near = settle()
+    assert any(name.startswith("ssm[") for name in near.binding), near.binding
+    assert near.residual <= 1e-9  # every link's approach speed within its ISO allowance
+    speed = float(toward @ (J @ near.u))
+    assert 0.0 < speed < 0.8, speed  # slowed, not stopped
+    ssm.set_human(p_hand + np.array([0.2 + 0.25, 0.0, 0.0]))  # inside the protective distance
+    close = settle()
+    rows = [i for i, name in enumerate(f.row_names) if name.startswith("ssm[")]
+    d = ssm.last.d
+    allowed = ssm.allowed_speed(d)
+    assert np.any(allowed == 0.0)  # some link is inside the protective separation
+    approach = f.A[rows] @ close.u  # = −ḋ per monitored link
+    assert np.all(approach <= allowed + 1e-9)
+    assert np.all(approach[allowed == 0.0] <= 1e-9)  # those links do not approach at all
+    assert float(toward @ (J @ close.u)) < speed

@@ -15,6 +15,7 @@ constraint's α each step; `adaptive_alpha` is a shipped rule.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -197,11 +198,12 @@ class SafetyFilter:
         if r is None:
             r = self.A @ u - self.b
             r = np.where(np.isfinite(r), r, np.inf)  # a non-finite row (bad state) counts as violated
-        self._last_u = np.array(u, dtype=float)
+        self._last_u = u  # a fresh array from the solver (or the brake), never written again
         h_min = float(np.min(self.h, initial=np.inf, where=np.isfinite(self.h))) if status != "ok" \
             else float(self.h.min(initial=np.inf))
         self._last_h_min = h_min
-        return FilterOutcome(u=self._last_u, status=status, intervention=float(np.linalg.norm(u - u_nom)),
+        du = u - u_nom
+        return FilterOutcome(u=u, status=status, intervention=math.sqrt(float(du @ du)),
                              h_min=h_min, solve_us=(time.perf_counter() - t0) * 1e6,
                              residual=float(r.max(initial=0.0)), qp_us=self.qp_us,
                              _r=r, _scale=self.b.copy(), _names=self.row_names)
