@@ -46,3 +46,15 @@ def ur5():
     from robot_ctrl.model import RobotModel
 
     return RobotModel.load("ur5")
+
+
+@pytest.fixture
+def ros():
+    """rclpy initialised for one test, with a probe node the test drives and observes through."""
+    import rclpy
+
+    rclpy.init()
+    node = rclpy.create_node("probe")
+    yield node
+    node.destroy_node()
+    rclpy.shutdown()

@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
-import rclpy
 from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray
 from rosgraph_msgs.msg import Clock
@@ -22,13 +20,6 @@ PANDA = RobotModel.load("panda")
 CMD_TOPIC = "/forward_effort_controller/commands"
 
 
-@pytest.fixture
-def ros():
-    rclpy.init()
-    node = rclpy.create_node("probe")
-    yield node
-    node.destroy_node()
-    rclpy.shutdown()
 
 
 class Probe:

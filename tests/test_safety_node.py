@@ -9,8 +9,6 @@ import signal
 import time
 
 import numpy as np
-import pytest
-import rclpy
 from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
@@ -30,13 +28,6 @@ DIAG = "robot_ctrl/safety_filter"
 THROUGH_TABLE = [0.0, 0.899, 0.0, -2.062, 0.0, 2.791, 0.785, 0.035, 0.035]
 
 
-@pytest.fixture
-def ros():
-    rclpy.init()
-    node = rclpy.create_node("safety_probe")
-    yield node
-    node.destroy_node()
-    rclpy.shutdown()
 
 
 class Probe:

@@ -68,6 +68,17 @@ def declare_parameters(node: Node, spec: dict[str, Param]) -> dict[str, Any]:
     return values
 
 
+def publish_status(node: Node, pub, name: str, hardware_id: str, level, message: str, values: dict) -> None:
+    """Publish one diagnostic_msgs/DiagnosticStatus (key/values as strings) on `pub`."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+    st = DiagnosticStatus(name=name, hardware_id=hardware_id, level=level, message=message)
+    st.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+    arr = DiagnosticArray(status=[st])
+    arr.header.stamp = node.get_clock().now().to_msg()
+    pub.publish(arr)
+
+
 def stamp_to_sec(stamp) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
 

@@ -14,7 +14,7 @@ non-increasing times, stale) are logged and counted; the last good reference is 
 from __future__ import annotations
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
@@ -31,6 +31,7 @@ from robot_ctrl.ros.common import (
     Param,
     ParameterError,
     declare_parameters,
+    publish_status,
     stamp_to_sec,
 )
 
@@ -131,24 +132,20 @@ class ControllerNode(Node):
         self.get_logger().debug(f"accepted trajectory with {kept} points")
 
     def _publish_diagnostics(self) -> None:
-        st = DiagnosticStatus(name="robot_ctrl/controller", hardware_id=self.ctrl.robot.name,
-                              level=DiagnosticStatus.OK, message="running")
         err = float(np.linalg.norm(self.ctrl.error))
         values = {
-            "cycles": str(self.cycles),
-            "accepted_trajectories": str(self.accepted_trajectories),
-            "rejected_trajectories": str(self.rejected_trajectories),
-            "rejected_states": str(self.rejected_states),
+            "cycles": self.cycles,
+            "accepted_trajectories": self.accepted_trajectories,
+            "rejected_trajectories": self.rejected_trajectories,
+            "rejected_states": self.rejected_states,
             "tracking_error_norm": f"{err:.6f}",
-            "nonfinite_commands_replaced": str(self.ctrl.nonfinite),
-            "time_resets": str(self.ctrl.time_resets),
+            "nonfinite_commands_replaced": self.ctrl.nonfinite,
+            "time_resets": self.ctrl.time_resets,
         }
+        level, message = DiagnosticStatus.OK, "running"
         if self.rejected_trajectories or self.rejected_states:
-            st.level, st.message = DiagnosticStatus.WARN, "rejected input"
-        st.values = [KeyValue(key=k, value=v) for k, v in values.items()]
-        arr = DiagnosticArray(status=[st])
-        arr.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(arr)
+            level, message = DiagnosticStatus.WARN, "rejected input"
+        publish_status(self, self.diag_pub, "robot_ctrl/controller", self.ctrl.robot.name, level, message, values)
 
 
 def main(args=None):

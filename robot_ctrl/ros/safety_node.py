@@ -26,7 +26,7 @@ rejected and counted; nothing non-finite is ever published.
 from __future__ import annotations
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
@@ -40,8 +40,8 @@ from robot_ctrl.ros.common import (
     JointOrder,
     JointStateError,
     Param,
-    ParameterError,
     declare_parameters,
+    publish_status,
     stamp_to_sec,
 )
 from robot_ctrl.safety.config import build_filter, load_safety_config
@@ -249,36 +249,27 @@ class SafetyNode(Node):
 
     # -- diagnostics -----------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
-        st = DiagnosticStatus(name="robot_ctrl/safety_filter", hardware_id=self.robot.name,
-                              level=DiagnosticStatus.OK, message="filtering")
         w, self._window = self._window, []
-        values = {k: str(v) for k, v in self.counts.items()}
-        values["estop_latched"] = str(self.estop)
-        values["watchdog_braking"] = str(self._watchdog_active)
-        values["rows"] = str(self.filter.m)
-        values["collision_pairs"] = str(self.filter.collision_pairs)
-        values["fallbacks"] = str(self.filter.fallbacks)
-        values["filter_rejected"] = str(self.filter.rejected)
+        values = dict(self.counts)
+        values.update(estop_latched=self.estop, watchdog_braking=self._watchdog_active, rows=self.filter.m,
+                      collision_pairs=self.filter.collision_pairs, fallbacks=self.filter.fallbacks,
+                      filter_rejected=self.filter.rejected)
         if w:
             solve = np.array([x[0] for x in w])
-            values["solve_us_p50"] = f"{np.percentile(solve, 50):.1f}"
-            values["solve_us_max"] = f"{solve.max():.1f}"
-            values["intervention_max"] = f"{max(x[1] for x in w):.6g}"
-            values["intervention_last"] = f"{w[-1][1]:.6g}"
-            values["h_min"] = f"{min(x[2] for x in w):.6g}"
             last = w[-1][3]
-            values["active_constraints"] = ",".join(last.binding[:12])
-            values["violated_constraints"] = ",".join(last.violated[:12])
+            values.update(
+                solve_us_p50=f"{np.percentile(solve, 50):.1f}", solve_us_max=f"{solve.max():.1f}",
+                intervention_max=f"{max(x[1] for x in w):.6g}", intervention_last=f"{w[-1][1]:.6g}",
+                h_min=f"{min(x[2] for x in w):.6g}", active_constraints=",".join(last.binding[:12]),
+                violated_constraints=",".join(last.violated[:12]))
+        level, message = DiagnosticStatus.OK, "filtering"
         if self.estop:
-            st.level, st.message = DiagnosticStatus.ERROR, "e-stop latched: braking/holding; call ~/reset"
+            level, message = DiagnosticStatus.ERROR, "e-stop latched: braking/holding; call ~/reset"
         elif self._watchdog_active:
-            st.level, st.message = DiagnosticStatus.ERROR, "watchdog: stale input, braking"
+            level, message = DiagnosticStatus.ERROR, "watchdog: stale input, braking"
         elif self.counts["rejected_commands"] or self.counts["rejected_states"] or self.counts["relaxed"]:
-            st.level, st.message = DiagnosticStatus.WARN, "rejected input or relaxed constraints"
-        st.values = [KeyValue(key=k, value=v) for k, v in values.items()]
-        arr = DiagnosticArray(status=[st])
-        arr.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(arr)
+            level, message = DiagnosticStatus.WARN, "rejected input or relaxed constraints"
+        publish_status(self, self.diag_pub, "robot_ctrl/safety_filter", self.robot.name, level, message, values)
 
 
 def main(args=None):

@@ -160,19 +160,27 @@ class SafetyFilter:
         self.A[k:] = self.A_nat[k:]
 
     # -- step ----------------------------------------------------------------------------
-    def step(self, q, v, u_nom) -> FilterOutcome:
-        t0 = time.perf_counter()
+    def _checked(self, q, v, u_nom, t0):
+        """(q, v, u_nom, None) as float arrays, or (.., .., .., the braking outcome) when the
+        state or the command is bad (wrong shape, NaN/Inf): counted as rejected."""
         q = np.asarray(q, dtype=float)
         v = np.asarray(v, dtype=float)
         # a sum is non-finite iff some entry is (or it overflows: rejected too)
         if q.shape != (self.n,) or v.shape != (self.n,) or not np.isfinite(q.sum() + v.sum()):
             self.rejected += 1
-            return self._brake(q, v, "rejected", t0)
+            return q, v, u_nom, self._brake(q, v, "rejected", t0)
         u_nom = np.asarray(u_nom, dtype=float)
         if u_nom.shape != (self.n,) or not np.isfinite(u_nom.sum()):
             self.rejected += 1
             self.rows(q, v)
-            return self._brake(q, v, "rejected", t0, rows=True)
+            return q, v, u_nom, self._brake(q, v, "rejected", t0, rows=True)
+        return q, v, u_nom, None
+
+    def step(self, q, v, u_nom) -> FilterOutcome:
+        t0 = time.perf_counter()
+        q, v, u_nom, rejected = self._checked(q, v, u_nom, t0)
+        if rejected is not None:
+            return rejected
         A, b, h = self.rows(q, v)
         finite = bool(np.isfinite(A.sum() + b.sum()))
         status = "ok"

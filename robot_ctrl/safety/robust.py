@@ -408,16 +408,9 @@ class RobustSafetyFilter(SafetyFilter):
     def step(self, q, v, u_nom) -> FilterOutcome:
         t0 = time.perf_counter()
         self._tight = False
-        q = np.asarray(q, dtype=float)
-        v = np.asarray(v, dtype=float)
-        if q.shape != (self.n,) or v.shape != (self.n,) or not np.isfinite(q.sum() + v.sum()):
-            self.rejected += 1
-            return self._brake(q, v, "rejected", t0)
-        u_nom = np.asarray(u_nom, dtype=float)
-        if u_nom.shape != (self.n,) or not np.isfinite(u_nom.sum()):
-            self.rejected += 1
-            self.rows(q, v)
-            return self._brake(q, v, "rejected", t0, rows=True)
+        q, v, u_nom, rejected = self._checked(q, v, u_nom, t0)
+        if rejected is not None:
+            return rejected
         A, b, _ = self.rows(q, v)
         if not (np.isfinite(A.sum() + b.sum()) and self.tighten(q, v)):
             return self._brake(q, v, "brake", t0, rows=bool(np.isfinite(A.sum() + b.sum())))
