@@ -31,6 +31,8 @@ bench: $(STAMP)
 	$(VENV)/bin/robot-ctrl bench sim
 	$(VENV)/bin/robot-ctrl bench loop
 	$(VENV)/bin/robot-ctrl bench loop --lockstep
+	$(VENV)/bin/robot-ctrl bench safety --mode effort
+	$(VENV)/bin/robot-ctrl bench safety --mode velocity
 
 clean:
 	rm -rf $(VENV) out build install log *.egg-info

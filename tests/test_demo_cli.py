@@ -56,6 +56,20 @@ def test_bench_loop_lockstep_json():
     assert result["realtime_factor"] > 0 and result["latency_us_p50"] > 0
 
 
+def test_bench_safety_json():
+    proc = subprocess.run([CLI, "bench", "safety", "--steps", "300", "--falsify", "300", "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    for key in ("step_us_p50", "step_us_p99", "step_us_max", "qp_us_p50", "cvxpy_us_p50", "rows",
+                "collision_pairs", "max_violation"):
+        assert key in r, key
+    assert r["rows"] >= 30 and r["collision_pairs"] >= 10
+    assert 0 < r["qp_us_p50"] < r["step_us_p50"] <= r["step_us_max"]
+    assert r["max_violation"] <= 1e-9
+    assert r["falsify_steps"] == 300 and r["falsify_violations"] == 0
+
+
 def test_unknown_robot_stops_startup_with_a_clear_error(tmp_path):
     proc = subprocess.run([str(Path(sys.executable).parent / "sim_node"), "--ros-args", "-p", "robot:=no_such_bot"],
                           capture_output=True, text=True, timeout=60)
