@@ -17,12 +17,17 @@ CLI = str(Path(sys.executable).parent / "robot-ctrl")
 
 def test_demo_writes_bag_plot_gif_and_summary(tmp_path):
     out = tmp_path / "demo"
-    proc = subprocess.run([CLI, "demo", "--out", str(out), "--timing", "lockstep", "--segment-s", "0.4",
+    proc = subprocess.run([CLI, "demo", "--out", str(out), "--timing", "lockstep", "--segment-s", "1.0",
                            "--json"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["ok"] and summary["rejected_messages"] == 0
-    assert summary["tracking_rms_rad"] < 2e-3
+    assert summary["tracking_rms_rad"] < 2e-3  # on the safe part of the tour
+    # the unsafe waypoints (hand through the table, into the obstacle) were made safe
+    safety = summary["safety"]
+    assert safety["violations"] == 0 and safety["max_intervention"] > 10.0
+    assert safety["min_tcp_height_m"] > 0.015 - 2e-3 and safety["min_collision_distance_m"] > -2e-3
+    assert (out / "safety.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert 490 < summary["loop_rate_hz_sim"] < 510  # one command per 2 ms control period
     assert summary["chunks_sent"] >= 5
     # the bag is a rosbag2 directory with an MCAP file that carries ROS 2 schemas

@@ -124,6 +124,8 @@ def capsules(panda, cfg):
     """link -> (a, b, r) in the link frame, from the config (mesh fits via fit_capsule)."""
     out = {}
     for link, spec in cfg.constraints["collision"]["links"].items():
+        if "capsule" not in spec:  # the convex hulls ("frame#hull") of the wrist pairs
+            continue
         cap = spec["capsule"]
         if cap == "mesh":
             out[link] = fit_capsule(link_collision_vertices(panda, link))
@@ -208,10 +210,9 @@ def test_capsule_geometry_in_the_distance_set_matches_the_config(coll, capsules)
 def test_link_to_table_and_sphere_distances_match_independent_geometry(panda, cfg, coll, mjfk, capsules):
     dset = coll.set
     kin = Kinematics(panda)
-    # the config's table is the MuJoCo scene's table (top at z = 0)
+    # the config's table is the plane of the MuJoCo scene's table top (z = 0)
     world = cfg.constraints["collision"]["world"]
-    np.testing.assert_allclose(world["table"]["box"], mjfk.table_size, atol=1e-12)
-    np.testing.assert_allclose(world["table"]["pos"], mjfk.table_pos, atol=1e-12)
+    np.testing.assert_allclose(world["table"]["halfspace"], [0.0, 0.0, 1.0, mjfk.table_top], atol=1e-12)
     assert mjfk.table_top == pytest.approx(0.0, abs=1e-12)
     obstacle, r_obst = np.array(world["obstacle"]["pos"], float), float(world["obstacle"]["sphere"])
     rng = np.random.default_rng(2)
@@ -224,27 +225,28 @@ def test_link_to_table_and_sphere_distances_match_independent_geometry(panda, cf
         for i, (link, other) in enumerate(dset.pairs):
             if other not in ("table", "obstacle"):
                 continue
+            if other == "table":
+                # a capsule meets the table plane through its two end spheres, one row each
+                link, end = link.split("@")
+                a, b, r = capsules[link]
+                R, p = mjfk.pose(link)
+                E = R @ (a if end == "a" else b) + p
+                assert g.d[i] == pytest.approx(E[2] - r - mjfk.table_top, abs=1e-9), (link, end, q)
+                np.testing.assert_allclose(g.normal[i], [0, 0, -1], atol=1e-9)
+                np.testing.assert_allclose(g.p1[i], E - [0, 0, r], atol=1e-8)
+                checked_table += 1
+                continue
             a, b, r = capsules[link]
             R, p = mjfk.pose(link)
             A, B = R @ a + p, R @ b + p
-            if other == "table":
-                low = A if A[2] <= B[2] else B
-                # the capsule's lowest point is above the table top's interior
-                if not (mjfk.above_table(low) and low[2] - r > mjfk.table_top + 0.005):
-                    continue
-                assert g.d[i] == pytest.approx(low[2] - r - mjfk.table_top, abs=1e-9), (link, q)
-                np.testing.assert_allclose(g.normal[i], [0, 0, -1], atol=1e-9)
-                np.testing.assert_allclose(g.p1[i], low - [0, 0, r], atol=1e-8)
-                checked_table += 1
-            else:
-                expect = seg_dist(obstacle, A, B) - r_obst - r
-                if expect < 0.005:
-                    continue
-                assert g.d[i] == pytest.approx(expect, abs=1e-9), (link, q)
-                # the witness point is on the capsule, the normal points towards the sphere
-                assert seg_dist(g.p1[i], A, B) == pytest.approx(r, abs=1e-8)
-                assert np.linalg.norm(g.p1[i] + g.d[i] * g.normal[i] - obstacle) == pytest.approx(r_obst, abs=1e-8)
-                checked_sphere += 1
+            expect = seg_dist(obstacle, A, B) - r_obst - r
+            if expect < 0.005:
+                continue
+            assert g.d[i] == pytest.approx(expect, abs=1e-9), (link, q)
+            # the witness point is on the capsule, the normal points towards the sphere
+            assert seg_dist(g.p1[i], A, B) == pytest.approx(r, abs=1e-8)
+            assert np.linalg.norm(g.p1[i] + g.d[i] * g.normal[i] - obstacle) == pytest.approx(r_obst, abs=1e-8)
+            checked_sphere += 1
     assert checked_table >= 150 and checked_sphere >= 200, (checked_table, checked_sphere)
 
 

@@ -72,7 +72,7 @@ def test_nominal_limit_equals_the_daqp_filter(panda, mode):
     rob = RobustSafetyFilter.from_filter(base, residual=None, beta=0.0, kappa=0.0)
     rng = np.random.default_rng(1)
     compared = intervened = 0
-    for q, v in random_states(panda, rng, 30, speed=0.2):
+    for q, v in random_states(panda, rng, 60, speed=0.2):
         u_nom = (panda.gravity(q) + 20.0 * rng.normal(size=panda.n)) if mode == "effort" \
             else 1.5 * rng.normal(size=panda.n)
         base.reset()  # the same previous command (velocity mode: the acceleration rows' reference)

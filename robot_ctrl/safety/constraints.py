@@ -10,9 +10,10 @@ the filter maps q̈-rows onto τ (A_τ = A M⁻¹, b_τ = b + A M⁻¹ h). Box l
 (+inf for rows that are plain boxes, not barriers).
 
 Barriers h(q) with ḣ = G q̇:
-- velocity mode, relative degree 1: G u ≥ −min(α h, √(2 a h)), α capped at 1/dt so one step
-  never crosses, and the approach speed one the robot can brake from at `a` (its velocity loop
-  follows the command with bounded acceleration).
+- velocity mode, relative degree 1: G u ≥ −min(α h_e, √(2 a h_e)), α capped at 1/dt so one
+  step never crosses, and the approach speed one the robot can brake from at `a` (its velocity
+  loop follows the command with bounded acceleration); h_e = h − T·max(0, −G q̇) takes off the
+  distance the measured motion covers while the velocity loop reacts (T = `t_react`).
 - effort mode, relative degree 2: a braking barrier. With s = max(0, −ḣ) the speed towards
   the boundary, h_b = h − (s·T + s²/(2a)) is what is left of h after reacting for T and
   braking at a; the row enforces ḣ_b ≥ −α h_b, which is linear in q̈:
@@ -108,7 +109,8 @@ def velocity_rows(h, G, alpha, dt, A, b, a_brake=None):
     """
     k = len(h)
     a = _per_row(np.inf if a_brake is None else a_brake, k)
-    kernels.barrier_rows(h, h, np.ascontiguousarray(G), h, a, float(alpha), a, _EPS_SPEED, RECOVER, True,
+    z = np.zeros(k)
+    kernels.barrier_rows(h, z, np.ascontiguousarray(G), z, a, float(alpha), z, _EPS_SPEED, RECOVER, True,
                          float(dt), A, b)
 
 
@@ -122,6 +124,7 @@ class JointPositionLimits(Constraint):
     margin: float = 0.0
     alpha: float = 20.0
     a_brake: float | list | None = None  # default: min(5 rad/s², v_max / 0.1 s) per joint
+    t_react: float = 0.02  # velocity mode: lag of the robot's velocity loop (s)
     name: str = "joint_position"
 
     def size(self, robot, mode):
@@ -143,19 +146,20 @@ class JointPositionLimits(Constraint):
             self._a = np.tile(a, 2)
             self._hdot = np.zeros(2 * n)
             self._zeros = np.zeros(2 * n)
+            self._T = np.full(2 * n, float(self.t_react))
         np.subtract(d.q, self._lo, out=h[:n])
         np.subtract(self._hi, d.q, out=h[n:])
+        hdot = self._hdot
+        hdot[:n] = d.v
+        np.negative(d.v, out=hdot[n:])
         if d.mode == "velocity":
-            kernels.barrier_rows(h, h, self._G, h, self._a, self.alpha * d.alpha_scale, self._a, _EPS_SPEED,
-                                 RECOVER, True, d.dt, A, b)
+            kernels.barrier_rows(h, hdot, self._G, self._zeros, self._a, self.alpha * d.alpha_scale, self._T,
+                                 _EPS_SPEED, RECOVER, True, d.dt, A, b)
             # Inside the margin already (h < 0), recover at no more than half the velocity
             # limit, so the row never conflicts with a (scaled) velocity box.
             np.maximum(b[:n], -0.5 * self._vmax, out=b[:n])
             np.maximum(b[n:], -0.5 * self._vmax, out=b[n:])
         else:
-            hdot = self._hdot
-            hdot[:n] = d.v
-            np.negative(d.v, out=hdot[n:])
             kernels.barrier_rows(h, hdot, self._G, self._zeros, self._a, self.alpha * d.alpha_scale, self._zeros,
                                  _EPS_SPEED, RECOVER, False, d.dt, A, b)
 
@@ -242,6 +246,7 @@ class WorkspaceBox(Constraint):
     frame: str | None = None
     alpha: float = 10.0
     a_brake: float = 2.0
+    t_react: float = 0.02  # velocity mode: lag of the robot's velocity loop (s)
     name: str = "workspace"
     uses_kinematics = True
 
@@ -264,6 +269,7 @@ class WorkspaceBox(Constraint):
             self._jts = np.full(6, self._joint, dtype=np.int64)
             self._a6 = np.full(6, float(self.a_brake))
             self._z6 = np.zeros(6)
+            self._T6 = np.full(6, float(self.t_react))
             self._hdot = np.zeros(6)
             self._drift = np.zeros(6)
         kin = d.kin
@@ -274,11 +280,11 @@ class WorkspaceBox(Constraint):
         kernels.normal_gradients(self._nrm, self._pts, self._jts, kin.J, kin.mask, G)
         h[:3], h[3:] = p - self._lo, self._hi - p
         effort = d.mode == "effort"
+        np.matmul(G, d.v, out=self._hdot)
         if effort:
-            np.matmul(G, d.v, out=self._hdot)
             kernels.normal_drifts(self._nrm, self._pts, self._jts, kin.J, kin.dJ, kin.mask, d.v, self._drift)
-        kernels.barrier_rows(h, self._hdot, G, self._drift, self._a6, self.alpha * d.alpha_scale, self._z6,
-                             _EPS_SPEED, RECOVER, not effort, d.dt, A, b)
+        kernels.barrier_rows(h, self._hdot, G, self._drift, self._a6, self.alpha * d.alpha_scale,
+                             self._z6 if effort else self._T6, _EPS_SPEED, RECOVER, not effort, d.dt, A, b)
 
 
 class CollisionDistance(Constraint):
@@ -288,7 +294,9 @@ class CollisionDistance(Constraint):
     effort mode: braking barrier at `a_brake` m/s².
 
     links: {link: shape}; world: {name: object}; env_links: links checked against every world
-    object; self_pairs: [[link, link]]; pairs: extra [[link, other]].
+    object; self_pairs: [[link, link]]; pairs: extra [[link, other]]. A pair may carry its own
+    clearance as a third entry ([link, other, metres]); the others use d_min. A world object may
+    list the links checked against it (`links: [...]`, default env_links).
     """
 
     name = "collision"
@@ -296,13 +304,19 @@ class CollisionDistance(Constraint):
 
     def __init__(self, robot: RobotModel, links: dict, world: dict | None = None, env_links=None,
                  self_pairs=None, pairs=None, d_min: float = 0.02, alpha: float = 20.0,
-                 a_brake: float = 2.0, name: str = "collision"):
-        world = dict(world or {})
+                 a_brake: float = 2.0, t_react: float = 0.02, name: str = "collision"):
+        world = {name: dict(spec) if isinstance(spec, dict) else spec for name, spec in (world or {}).items()}
         env_links = list(links) if env_links is None else list(env_links)
-        all_pairs = [(lk, w) for lk in env_links for w in world]
+        # a world object may name the links checked against it (`links:`); default env_links
+        all_pairs = [(lk, w) for w, spec in world.items()
+                     for lk in ((spec.pop("links", None) if isinstance(spec, dict) else None) or env_links)]
         all_pairs += [tuple(p) for p in (self_pairs or [])] + [tuple(p) for p in (pairs or [])]
         self.set = DistanceSet(robot, links, world, all_pairs)
         self.d_min, self.alpha, self.a_brake, self.name = float(d_min), float(alpha), float(a_brake), name
+        self.t_react = float(t_react)
+        # per-pair clearance: a pair's own third entry, else d_min
+        m = np.asarray(self.set.margins, dtype=float)
+        self.clearance = np.where(np.isnan(m), self.d_min, m)
         self.collision_pairs = self.set.size
         self.last = None
 
@@ -315,14 +329,15 @@ class CollisionDistance(Constraint):
     def fill(self, robot, d, A, b, h):
         g = self.set.compute()
         self.last = g
-        np.subtract(g.d, self.d_min, out=h)
+        np.subtract(g.d, self.clearance, out=h)
         effort = d.mode == "effort"
         G, drift = self.set.gradients_into(d.kin, g, drift=effort)
         if not hasattr(self, "_a_rows"):
             self._a_rows = np.full(self.set.size, self.a_brake)
             self._zeros = np.zeros(self.set.size)
-        kernels.barrier_rows(h, G @ d.v if effort else h, G, drift if effort else h, self._a_rows,
-                             self.alpha * d.alpha_scale, self._zeros, _EPS_SPEED, RECOVER, not effort, d.dt, A, b)
+            self._T = np.full(self.set.size, self.t_react)
+        kernels.barrier_rows(h, G @ d.v, G, drift if effort else self._zeros, self._a_rows, self.alpha * d.alpha_scale,
+                             self._zeros if effort else self._T, _EPS_SPEED, RECOVER, not effort, d.dt, A, b)
 
 
 class SpeedSeparation(Constraint):

@@ -13,7 +13,9 @@ and every `nan_every`-th command has a NaN in it.
 
 A violation is a joint beyond its limit by more than `joint_tol`, or a configured collision
 pair closer than `dist_tol` below zero distance (capsule/shape models: the robot's real
-geometry is inside them), or a MuJoCo contact between the robot and the table.
+geometry is inside them), or a MuJoCo contact between the robot and the table. Loose objects
+of the scene that the config tracks (the block) get their true pose each step, as perception
+would publish it.
 """
 from __future__ import annotations
 
@@ -81,6 +83,13 @@ def falsify(robot: RobotModel, cfg: SafetyConfig | str, mode: str = "velocity", 
     moving = {b for b in range(sim.model.nbody)
               if sim.model.body(b).name.startswith(prefix)
               and not sim.model.body(b).name.endswith(("link0", "link1", "base_link", "base"))}
+    # loose objects of the scene that the config tracks (a perception stand-in: their true pose)
+    tracked = []
+    if coll is not None:
+        for name in sorted(coll.set.world):
+            bid = mujoco.mj_name2id(sim.model, mujoco.mjtObj.mjOBJ_BODY, name)
+            if bid >= 0 and sim.model.body_jntnum[bid] > 0:
+                tracked.append((name, bid))
     rng = np.random.default_rng(seed)
     n = robot.n
     vmax = np.where(np.isfinite(robot.v_max), robot.v_max, 1.0)
@@ -111,6 +120,9 @@ def falsify(robot: RobotModel, cfg: SafetyConfig | str, mode: str = "velocity", 
             u_nom = qd_des if mode == "velocity" else robot.rnea(q, v, 50.0 * (qd_des - v))
         if nan_every and k % nan_every == 0:
             u_nom[rng.integers(n)] = np.nan
+        for name, bid in tracked:
+            w, x, y, z = sim.data.xquat[bid]
+            coll.set.set_world_pose(name, sim.data.xpos[bid], [x, y, z, w])
         if record is not None:
             record.append((q, v, u_nom.copy()))
         out = f.step(q, v, u_nom)

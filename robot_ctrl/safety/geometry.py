@@ -240,7 +240,7 @@ def link_shape(robot: RobotModel, link: str, spec: dict) -> tuple[coal.Collision
             raise GeometryConfigError(f"{where}: mesh must be 'convex'")
         V = link_collision_vertices(robot, link)
         hull = coal.BVHModelOBBRSS()
-        hull.beginModel()
+        hull.beginModel(0, len(V))
         hull.addVertices(V)
         hull.endModel()
         hull.buildConvexHull(True, "Qt")
@@ -312,16 +312,23 @@ class DistanceSet:
         self.gid: dict[str, int] = {}
         self.joint_of: dict[str, int] = {}
         self.describe: dict[str, str] = {}
+        self._capsule_ends: dict[str, tuple] = {}
         for link, spec in links.items():
-            if not model.existFrame(link):
+            # "frame#tag" names a second shape on the same frame (e.g. a tight convex hull for
+            # the pairs where a capsule is too coarse)
+            frame_name = link.split("#", 1)[0]
+            if not model.existFrame(frame_name):
                 raise GeometryConfigError(f"safety collision link '{link}' is not a frame of {robot.name}")
-            fid = model.getFrameId(link)
+            fid = model.getFrameId(frame_name)
             frame = model.frames[fid]
-            shape, M, desc = link_shape(robot, link, spec)
+            shape, M, desc = link_shape(robot, frame_name, spec)
             go = pin.GeometryObject(link, frame.parentJoint, fid, frame.placement * M, shape)
             self.gid[link] = self.gm.addGeometryObject(go)
             self.joint_of[link] = frame.parentJoint
             self.describe[link] = desc
+            if isinstance(shape, coal.Capsule):
+                self._capsule_ends[link] = (frame.parentJoint, fid, frame.placement * M,
+                                            float(shape.halfLength), float(shape.radius))
         base = pin.SE3(np.eye(3), -robot.base_pos)  # world objects are given in the world frame
         for name, spec in world.items():
             if name in self.gid:
@@ -332,10 +339,20 @@ class DistanceSet:
             self.joint_of[name] = 0
         self.world = set(world)
         self.pairs: list[tuple[str, str]] = []
+        self.margins: list[float] = []  # per pair: its own clearance, or nan (the default)
         for pair in pairs:
-            if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
-                raise GeometryConfigError(f"safety collision pair {pair!r} must be [link, other]")
-            a, b = pair
+            if not (isinstance(pair, (list, tuple)) and len(pair) in (2, 3)):
+                raise GeometryConfigError(f"safety collision pair {pair!r} must be [link, other] or "
+                                          "[link, other, clearance]")
+            a, b = pair[0], pair[1]
+            margin = float("nan")
+            if len(pair) == 3:
+                try:
+                    margin = float(pair[2])
+                except (TypeError, ValueError):
+                    margin = -1.0
+                if not np.isfinite(margin) or margin < 0:
+                    raise GeometryConfigError(f"safety collision pair {pair!r}: clearance must be a number >= 0")
             for x in (a, b):
                 if x not in self.gid:
                     raise GeometryConfigError(f"safety collision pair {pair!r}: '{x}' has no shape")
@@ -346,8 +363,19 @@ class DistanceSet:
             # pinocchio keeps one of [a, b] and [b, a]: a repeat would misalign the results
             if any({a, b} == {x, y} for x, y in self.pairs):
                 raise GeometryConfigError(f"safety collision pair {pair!r} is listed twice")
+            if a in self._capsule_ends and isinstance(self.gm.geometryObjects[self.gid[b]].geometry, coal.Halfspace):
+                # A capsule's distance to a plane is the smaller of its two end spheres', a
+                # minimum whose gradient jumps when the capsule tilts through parallel. Two
+                # smooth rows, one per end sphere, carry the same constraint without the jump.
+                for end in ("a", "b"):
+                    name = self._end_sphere(a, end)
+                    self.gm.addCollisionPair(pin.CollisionPair(self.gid[name], self.gid[b]))
+                    self.pairs.append((name, b))
+                    self.margins.append(margin)
+                continue
             self.gm.addCollisionPair(pin.CollisionPair(self.gid[a], self.gid[b]))
             self.pairs.append((a, b))
+            self.margins.append(margin)
         self.gdata = self.gm.createData()
         # coal orders each pair by geometry id; flip results where our "robot first" differs
         cps = self.gm.collisionPairs
@@ -382,6 +410,17 @@ class DistanceSet:
         self._results = list(self.gdata.distanceResults)
         self._any_flip = bool(self.flip.any())
         self._read = [(i, r, not self.flip[i], bool(self.self_pairs[i])) for i, r in enumerate(self._results)]
+
+    def _end_sphere(self, link: str, end: str) -> str:
+        """The geometry name of a capsule link's end sphere ('a': −z end, 'b': +z end), created once."""
+        name = f"{link}@{end}"
+        if name not in self.gid:
+            joint, fid, M, half, r = self._capsule_ends[link]
+            offset = pin.SE3(np.eye(3), np.array([0.0, 0.0, -half if end == "a" else half]))
+            go = pin.GeometryObject(name, joint, fid, M * offset, coal.Sphere(r))
+            self.gid[name] = self.gm.addGeometryObject(go)
+            self.joint_of[name] = joint
+        return name
 
     @property
     def size(self) -> int:

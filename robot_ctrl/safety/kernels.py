@@ -21,7 +21,9 @@ _CACHE = True
 def barrier_rows(h, hdot, G, drift, a, alpha, T, eps, recover, velocity_mode, dt, A, b):
     """Rows for barriers h with ḣ = G q̇ (and ḧ = G q̈ + drift).
 
-    velocity mode:  −G u ≤ min(α' h, √(2 a h))  (α' = min(α, 1/dt); the √ term only for h > 0)
+    velocity mode:  −G u ≤ min(α' h_e, √(2 a h_e)), h_e = h − T·max(0, −ḣ) with ḣ the measured
+                    rate: what is left after the robot's velocity loop reacts for T
+                    (α' = min(α, 1/dt); the √ term only for h_e > 0)
     effort mode:    braking barrier  −c G q̈ ≤ c·drift + max(α h_b + ḣ, −c·recover·a),
                     s = max(0, −ḣ), h_b = h − s T − s²/(2a), c = max(T + s/a, ε/a).
     a, T: per-row arrays. Returns nothing; fills A (k, n) and b (k,).
@@ -32,11 +34,13 @@ def barrier_rows(h, hdot, G, drift, a, alpha, T, eps, recover, velocity_mode, dt
         for i in range(k):
             for j in range(n):
                 A[i, j] = -G[i, j]
-            r = ae * h[i]
-            if h[i] > 0.0:
-                s = np.sqrt(2.0 * a[i] * h[i])
-                if s < r:
-                    r = s
+            s = -hdot[i]
+            he = h[i] - (s * T[i] if s > 0.0 else 0.0)
+            r = ae * he
+            if he > 0.0:
+                sq = np.sqrt(2.0 * a[i] * he)
+                if sq < r:
+                    r = sq
             b[i] = r
         return
     for i in range(k):
