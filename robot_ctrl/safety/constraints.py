@@ -177,15 +177,17 @@ class JointVelocityLimits(Constraint):
 
     def fill(self, robot, d, A, b, h):
         n = robot.n
-        vmax = self.scale * robot.v_max
         if self._first_fill(A):
             _box_rows(A, n)
-        h[:n], h[n:] = vmax - d.v, vmax + d.v
+            self._vmax2 = np.tile(self.scale * robot.v_max, 2)
+            self._sign = np.concatenate([-np.ones(n), np.ones(n)])
+        # h = v_max ∓ q̇ for the upper and lower rows
+        np.multiply(self._sign, np.tile(d.v, 2), out=h)
+        h += self._vmax2
         if d.mode == "velocity":
-            b[:n], b[n:] = vmax, vmax
+            b[:] = self._vmax2
         else:
-            a = self.alpha * d.alpha_scale
-            b[:n], b[n:] = a * (vmax - d.v), a * (vmax + d.v)
+            np.multiply(h, self.alpha * d.alpha_scale, out=b)
 
 
 @dataclass
@@ -225,6 +227,7 @@ class AccelerationLimits(Constraint):
             _box_rows(A, n)
             h[:] = np.inf
             self._amax = np.broadcast_to(np.asarray(self.a_max, dtype=float), (n,)).copy()
+            self._amax2 = np.tile(self._amax, 2)
         amax = self._amax
         if d.mode == "velocity":
             # a rate limit on the command itself, from the previous command: a velocity servo
@@ -232,8 +235,8 @@ class AccelerationLimits(Constraint):
             # filter to command a stop while the joint still catches up
             b[:n] = d.u_prev + amax * d.dt
             b[n:] = -d.u_prev + amax * d.dt
-        else:
-            b[:n] = b[n:] = amax
+        else:  # rewritten every step: the filter adds the M⁻¹h term to natural rows' b
+            b[:] = self._amax2
 
 
 @dataclass

@@ -150,14 +150,11 @@ class SafetyFilter:
         robot = self.robot
         qp, vp = robot._to_pin(q), robot._to_pin(v)
         Minv = pin.computeMinverse(robot.model, robot.data, qp)  # upper triangle filled
-        kernels.symmetrize_upper(Minv)
         bias = pin.nonLinearEffects(robot.model, robot.data, qp, vp)
         if not robot._identity:
+            kernels.symmetrize_upper(Minv)
             Minv, bias = Minv[np.ix_(robot._perm, robot._perm)], bias[robot._perm]
-        k = self._n_nat
-        np.matmul(self.A_nat[:k], Minv, out=self.A[:k])
-        self.b[:k] += self.A[:k] @ bias
-        self.A[k:] = self.A_nat[k:]
+        kernels.map_rows_to_torque(self.A_nat, self.b, Minv, bias, self._n_nat, self.A)
 
     # -- step ----------------------------------------------------------------------------
     def _checked(self, q, v, u_nom, t0):

@@ -79,34 +79,43 @@ def normal_gradients(normals, points, joints, J, mask, out):
 
 
 @njit(cache=_CACHE)
-def normal_drifts(normals, points, joints, J, dJ, mask, v, out):
-    """out[i] = nᵢᵀ J̇_pᵢ q̇: a_p = J̇v q̇ − p × (J̇ω q̇) − ṗ × ω, ṗ = Jv q̇ − p × ω."""
-    m = normals.shape[0]
+def _drift_one(nx, ny, nz, px, py, pz, jt, J, dJ, mask, v):
+    """nᵀ J̇_p q̇ of one point: a_p = J̇v q̇ − p × (J̇ω q̇) − ṗ × ω, ṗ = Jv q̇ − p × ω."""
     n = J.shape[1]
-    for i in range(m):
-        jt = joints[i]
-        w = np.zeros(3)
-        vl = np.zeros(3)
-        al = np.zeros(3)
-        aw = np.zeros(3)
-        for k in range(n):
-            mv = mask[jt, k] * v[k]
-            if mv != 0.0:
-                for r in range(3):
-                    vl[r] += J[r, k] * mv
-                    w[r] += J[3 + r, k] * mv
-                    al[r] += dJ[r, k] * mv
-                    aw[r] += dJ[3 + r, k] * mv
-        px, py, pz = points[i, 0], points[i, 1], points[i, 2]
-        # ṗ = vl − p × ω
-        pdx = vl[0] - (py * w[2] - pz * w[1])
-        pdy = vl[1] - (pz * w[0] - px * w[2])
-        pdz = vl[2] - (px * w[1] - py * w[0])
-        # a = al − p × aw − ṗ × ω
-        ax = al[0] - (py * aw[2] - pz * aw[1]) - (pdy * w[2] - pdz * w[1])
-        ay = al[1] - (pz * aw[0] - px * aw[2]) - (pdz * w[0] - pdx * w[2])
-        az = al[2] - (px * aw[1] - py * aw[0]) - (pdx * w[1] - pdy * w[0])
-        out[i] = normals[i, 0] * ax + normals[i, 1] * ay + normals[i, 2] * az
+    wx = wy = wz = 0.0
+    vx = vy = vz = 0.0
+    ax = ay = az = 0.0
+    bx = by = bz = 0.0
+    for k in range(n):
+        mv = mask[jt, k] * v[k]
+        if mv != 0.0:
+            vx += J[0, k] * mv
+            vy += J[1, k] * mv
+            vz += J[2, k] * mv
+            wx += J[3, k] * mv
+            wy += J[4, k] * mv
+            wz += J[5, k] * mv
+            ax += dJ[0, k] * mv
+            ay += dJ[1, k] * mv
+            az += dJ[2, k] * mv
+            bx += dJ[3, k] * mv
+            by += dJ[4, k] * mv
+            bz += dJ[5, k] * mv
+    pdx = vx - (py * wz - pz * wy)
+    pdy = vy - (pz * wx - px * wz)
+    pdz = vz - (px * wy - py * wx)
+    accx = ax - (py * bz - pz * by) - (pdy * wz - pdz * wy)
+    accy = ay - (pz * bx - px * bz) - (pdz * wx - pdx * wz)
+    accz = az - (px * by - py * bx) - (pdx * wy - pdy * wx)
+    return nx * accx + ny * accy + nz * accz
+
+
+@njit(cache=_CACHE)
+def normal_drifts(normals, points, joints, J, dJ, mask, v, out):
+    """out[i] = nᵢᵀ J̇_pᵢ q̇, the point accelerations along nᵢ at q̈ = 0."""
+    for i in range(normals.shape[0]):
+        out[i] = _drift_one(normals[i, 0], normals[i, 1], normals[i, 2], points[i, 0], points[i, 1],
+                            points[i, 2], joints[i], J, dJ, mask, v)
 
 
 @njit(cache=_CACHE)
@@ -133,14 +142,34 @@ def pair_gradients(normal, p1, p2, ra, rb, ja, jb, self_pair, J, mask, G, core1,
 @njit(cache=_CACHE)
 def pair_drifts(normal, core1, core2, ja, jb, self_pair, J, dJ, mask, v, out):
     """d̈ at q̈ = 0 of every pair (normal-rate term left out): −n·a_core1 (+ n·a_core2)."""
-    P = normal.shape[0]
-    normal_drifts(normal, core1, ja, J, dJ, mask, v, out)
-    tmp = np.empty(1)
-    for i in range(P):
-        out[i] = -out[i]
+    for i in range(normal.shape[0]):
+        nx, ny, nz = normal[i, 0], normal[i, 1], normal[i, 2]
+        a = -_drift_one(nx, ny, nz, core1[i, 0], core1[i, 1], core1[i, 2], ja[i], J, dJ, mask, v)
         if self_pair[i]:
-            normal_drifts(normal[i:i + 1], core2[i:i + 1], jb[i:i + 1], J, dJ, mask, v, tmp)
-            out[i] += tmp[0]
+            a += _drift_one(nx, ny, nz, core2[i, 0], core2[i, 1], core2[i, 2], jb[i], J, dJ, mask, v)
+        out[i] = a
+
+
+@njit(cache=_CACHE)
+def map_rows_to_torque(A_nat, b, Minv, bias, k, A):
+    """A[:k] = A_nat[:k] M⁻¹ and b[:k] += A[:k] h (rows on q̈ onto τ, q̈ = M⁻¹(τ − h));
+    A[k:] = A_nat[k:] (rows already on τ). Minv: upper triangle filled (pinocchio)."""
+    m, n = A_nat.shape
+    for i in range(n):
+        for j in range(i):
+            Minv[i, j] = Minv[j, i]
+    for r in range(k):
+        acc = 0.0
+        for j in range(n):
+            s = 0.0
+            for l in range(n):
+                s += A_nat[r, l] * Minv[l, j]
+            A[r, j] = s
+            acc += s * bias[j]
+        b[r] += acc
+    for r in range(k, m):
+        for j in range(n):
+            A[r, j] = A_nat[r, j]
 
 
 @njit(cache=_CACHE)
@@ -172,3 +201,4 @@ def warm_up() -> None:
     pair_drifts(nrm, c1, c2, jts, jts, np.zeros(P, dtype=np.bool_), J, J, mask, np.zeros(n), out)
     normal_drifts(nrm, pts, jts, J, J, mask, np.zeros(n), out)
     symmetrize_upper(np.zeros((n, n)))
+    map_rows_to_torque(np.zeros((2, n)), np.zeros(2), np.eye(n), np.zeros(n), 1, np.zeros((2, n)))
