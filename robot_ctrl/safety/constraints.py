@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pinocchio as pin
 
 from robot_ctrl.model.robot import RobotModel
 from robot_ctrl.safety import kernels
@@ -180,10 +181,9 @@ class JointVelocityLimits(Constraint):
         if self._first_fill(A):
             _box_rows(A, n)
             self._vmax2 = np.tile(self.scale * robot.v_max, 2)
-            self._sign = np.concatenate([-np.ones(n), np.ones(n)])
         # h = v_max ∓ q̇ for the upper and lower rows
-        np.multiply(self._sign, np.tile(d.v, 2), out=h)
-        h += self._vmax2
+        np.subtract(self._vmax2[:n], d.v, out=h[:n])
+        np.add(self._vmax2[n:], d.v, out=h[n:])
         if d.mode == "velocity":
             b[:] = self._vmax2
         else:
@@ -275,19 +275,17 @@ class WorkspaceBox(Constraint):
             self._T6 = np.full(6, float(self.t_react))
             self._hdot = np.zeros(6)
             self._drift = np.zeros(6)
+            self._base = np.asarray(robot.base_pos, float)
+            self._ptmp = np.zeros((6, 3))
         kin = d.kin
-        p = kin.frame_position(self._fid)
-        self._pts[:] = p - robot.base_pos
-        G = self._G
-        # rows of ∂h/∂q: +J (lower), −J (upper), as n·J_p with n = ±e_axis
-        kernels.normal_gradients(self._nrm, self._pts, self._jts, kin.J, kin.mask, G)
-        h[:3], h[3:] = p - self._lo, self._hi - p
+        pin_ = kin.data
+        pin.updateFramePlacement(robot.model, pin_, self._fid)
         effort = d.mode == "effort"
-        np.matmul(G, d.v, out=self._hdot)
-        if effort:
-            kernels.normal_drifts(self._nrm, self._pts, self._jts, kin.J, kin.dJ, kin.mask, d.v, self._drift)
-        kernels.barrier_rows(h, self._hdot, G, self._drift, self._a6, self.alpha * d.alpha_scale,
-                             self._z6 if effort else self._T6, _EPS_SPEED, RECOVER, not effort, d.dt, A, b)
+        # rows of ∂h/∂q: +J_p (lower), −J_p (upper), as n·J_p with n = ±e_axis, in one kernel
+        kernels.workspace_rows(pin_.oMf[self._fid].translation, self._base, self._lo, self._hi, self._joint,
+                               kin.J, kin.dJ if effort else kin.J, kin.mask, d.v, effort, self._a6,
+                               self._z6 if effort else self._T6, self.alpha * d.alpha_scale, _EPS_SPEED, RECOVER,
+                               d.dt, self._nrm, self._ptmp, self._jts, self._G, self._hdot, self._drift, h, A, b)
 
 
 class CollisionDistance(Constraint):

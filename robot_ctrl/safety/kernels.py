@@ -173,6 +173,60 @@ def map_rows_to_torque(A_nat, b, Minv, bias, k, A):
 
 
 @njit(cache=_CACHE)
+def workspace_rows(p, base, lo, hi, joint, J, dJ, mask, v, effort, a, T, alpha, eps, recover, dt,
+                   nrm, pts, jts, G, hdot, drift, h, A, b):
+    """Workspace box rows for a point p (pinocchio frame) on `joint`: h = p − lo (rows 0-2),
+    hi − p (rows 3-5) in the world frame (p + base), gradients ±J_p, then barrier_rows."""
+    for r in range(3):
+        pw = p[r] + base[r]
+        h[r] = pw - lo[r]
+        h[3 + r] = hi[r] - pw
+    for i in range(6):
+        for c in range(3):
+            pts[i, c] = p[c]
+    normal_gradients(nrm, pts, jts, J, mask, G)
+    n = G.shape[1]
+    for i in range(6):
+        s = 0.0
+        for k in range(n):
+            s += G[i, k] * v[k]
+        hdot[i] = s
+    if effort:
+        normal_drifts(nrm, pts, jts, J, dJ, mask, v, drift)
+    barrier_rows(h, hdot, G, drift, a, alpha, T, eps, recover, not effort, dt, A, b)
+
+
+@njit(cache=_CACHE)
+def all_finite(A, b):
+    """True when every entry of A and b is finite."""
+    for i in range(A.shape[0]):
+        if not np.isfinite(b[i]):
+            return False
+        for j in range(A.shape[1]):
+            if not np.isfinite(A[i, j]):
+                return False
+    return True
+
+
+@njit(cache=_CACHE)
+def residual(A, u, b, r):
+    """r = A u − b; returns (max r, max |b|)."""
+    rmax = -np.inf
+    bmax = 0.0
+    for i in range(A.shape[0]):
+        s = -b[i]
+        for j in range(A.shape[1]):
+            s += A[i, j] * u[j]
+        r[i] = s
+        if s > rmax:
+            rmax = s
+        ab = abs(b[i])
+        if ab > bmax:
+            bmax = ab
+    return rmax, bmax
+
+
+@njit(cache=_CACHE)
 def symmetrize_upper(M):
     """Copy the upper triangle onto the lower one, in place (pinocchio fills only the upper)."""
     n = M.shape[0]
@@ -201,4 +255,10 @@ def warm_up() -> None:
     pair_drifts(nrm, c1, c2, jts, jts, np.zeros(P, dtype=np.bool_), J, J, mask, np.zeros(n), out)
     normal_drifts(nrm, pts, jts, J, J, mask, np.zeros(n), out)
     symmetrize_upper(np.zeros((n, n)))
+    all_finite(np.zeros((2, n)), np.zeros(2))
+    residual(np.zeros((2, n)), np.zeros(n), np.zeros(2), np.zeros(2))
+    six = np.zeros(6)
+    workspace_rows(np.zeros(3), np.zeros(3), -np.ones(3), np.ones(3), 1, J, J, mask, np.zeros(n), True, np.ones(6),
+                   six, 1.0, 0.02, 3.0, 0.002, np.zeros((6, 3)), np.zeros((6, 3)), np.ones(6, dtype=np.int64),
+                   np.zeros((6, n)), np.zeros(6), np.zeros(6), np.zeros(6), np.zeros((6, n)), np.zeros(6))
     map_rows_to_torque(np.zeros((2, n)), np.zeros(2), np.eye(n), np.zeros(n), 1, np.zeros((2, n)))
