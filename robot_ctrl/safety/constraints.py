@@ -25,6 +25,7 @@ Barriers h(q) with ḣ = G q̇:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import pinocchio as pin
@@ -57,6 +58,10 @@ class Constraint:
     in_torque = False
     uses_kinematics = False
     collision_pairs = 0
+    # When the QP is infeasible and is relaxed, a row's slack costs this much per unit: the
+    # safety barriers (joint positions, collisions, workspace, separation) give way last,
+    # the actuator limits (velocity, acceleration) first.
+    relax_weight = 1.0
 
     def size(self, robot: RobotModel, mode: str) -> int:
         raise NotImplementedError
@@ -126,6 +131,7 @@ class JointPositionLimits(Constraint):
     alpha: float = 20.0
     a_brake: float | list | None = None  # default: min(5 rad/s², v_max / 0.1 s) per joint
     t_react: float = 0.02  # velocity mode: lag of the robot's velocity loop (s)
+    relax_weight: ClassVar[float] = 100.0
     name: str = "joint_position"
 
     def size(self, robot, mode):
@@ -250,6 +256,7 @@ class WorkspaceBox(Constraint):
     alpha: float = 10.0
     a_brake: float = 2.0
     t_react: float = 0.02  # velocity mode: lag of the robot's velocity loop (s)
+    relax_weight: ClassVar[float] = 100.0
     name: str = "workspace"
     uses_kinematics = True
 
@@ -301,6 +308,7 @@ class CollisionDistance(Constraint):
     """
 
     name = "collision"
+    relax_weight = 100.0
     uses_kinematics = True
 
     def __init__(self, robot: RobotModel, links: dict, world: dict | None = None, env_links=None,
@@ -354,6 +362,7 @@ class SpeedSeparation(Constraint):
     """
 
     name = "ssm"
+    relax_weight = 100.0
     uses_kinematics = True
 
     def __init__(self, robot: RobotModel, links: dict, human: dict, v_human: float = 1.6,

@@ -96,6 +96,8 @@ class SafetyFilter:
         self.row_names = [name for c in self.constraints for name in c.row_names(robot, mode)]
         self.soft = np.array([not c.in_torque for c, sl in self._slices for _ in range(sl.stop - sl.start)])
         self._n_nat = int(sum(sl.stop - sl.start for c, sl in self._slices if not c.in_torque))
+        self._slack_w = 1e4 * np.array([c.relax_weight for c, sl in self._slices
+                                        for _ in range(sl.stop - sl.start)]) ** 2
         w = np.ones(self.n) if weights is None else np.asarray(weights, dtype=float)
         if w.shape != (self.n,) or np.any(w <= 0):
             raise ValueError(f"weights must be {self.n} positive values")
@@ -191,7 +193,8 @@ class SafetyFilter:
             ok = rmax <= self.tol * max(1.0, bmax)
         if not ok and finite:
             status = "relaxed"
-            u, ok = self.backend.solve(u_nom, A, b, soft=self.soft)
+            # explicit slacks, weighted per constraint: the slack goes to actuator limits first
+            u, ok = self.backend.solve(u_nom, A, b, soft=self.soft, slack_weight=self._slack_w)
             ok = ok and bool(np.isfinite(u.sum()))
             r = A @ u - b if ok else None
         if not ok:

@@ -25,7 +25,8 @@ def barrier_rows(h, hdot, G, drift, a, alpha, T, eps, recover, velocity_mode, dt
                     rate: what is left after the robot's velocity loop reacts for T
                     (α' = min(α, 1/dt); the √ term only for h_e > 0)
     effort mode:    braking barrier  −c G q̈ ≤ c·drift + max(α h_b + ḣ, −c·recover·a),
-                    s = max(0, −ḣ), h_b = h − s T − s²/(2a), c = max(T + s/a, ε/a).
+                    s = max(0, −ḣ), h_b = h − s T − s²/(2a), c = max(T + s/a, ε/a),
+                    written divided by c (> 0).
     a, T: per-row arrays. Returns nothing; fills A (k, n) and b (k,).
     """
     k, n = G.shape
@@ -52,13 +53,15 @@ def barrier_rows(h, hdot, G, drift, a, alpha, T, eps, recover, velocity_mode, dt
         c = T[i] + s / ai
         if c < eps / ai:
             c = eps / ai
+        # divided through by c: the row reads −ḧ ≤ ..., in units of acceleration, so that
+        # a relaxed QP weighs the slack of every barrier alike (c ranges over 1e-3..1)
         for j in range(n):
-            A[i, j] = -c * G[i, j]
+            A[i, j] = -G[i, j]
         r = alpha * hb + hdot[i]
         lo = -c * recover * ai
         if r < lo:
             r = lo
-        b[i] = c * drift[i] + r
+        b[i] = drift[i] + r / c
 
 
 @njit(cache=_CACHE)

@@ -25,7 +25,11 @@ class DaqpBackend:
         self._f = np.zeros(n)
         self._blower = np.zeros(0)
 
-    def solve(self, u_nom: np.ndarray, A: np.ndarray, b: np.ndarray, soft: np.ndarray | None = None):
+    def solve(self, u_nom: np.ndarray, A: np.ndarray, b: np.ndarray, soft: np.ndarray | None = None,
+              slack_weight: np.ndarray | None = None):
+        """Without `soft`: the QP. With `soft` (bool per row): the relaxed QP with one slack
+        s_i ≥ 0 per soft row, A_i u − s_i ≤ b_i, and cost ½ Σ slack_weight_i s_i² added
+        (default 1e6); the other rows stay hard."""
         np.multiply(self.w, u_nom, out=self._f)
         np.negative(self._f, out=self._f)
         if self._blower.shape != b.shape:  # no lower bounds; allocated once per row count
@@ -33,11 +37,19 @@ class DaqpBackend:
         blower = self._blower
         if soft is None:
             x, _, flag, _ = self._solve(self.H, self._f, A, b, blower, primal_tol=PRIMAL_TOL)
-        else:
-            sense = np.where(soft, 8, 0).astype(np.int32)
-            x, _, flag, _ = self._solve(self.H, self._f, A, b, blower, sense, primal_tol=PRIMAL_TOL)
-            return x, flag in (1, 2)  # 2: optimal with some soft rows relaxed
-        return x, flag == 1
+            return x, flag == 1
+        idx = np.flatnonzero(soft)
+        n, k = A.shape[1], len(idx)
+        rho = np.full(k, 1e6) if slack_weight is None else np.asarray(slack_weight, float)[idx]
+        H = np.zeros((n + k, n + k))
+        H[:n, :n] = self.H
+        H[n + np.arange(k), n + np.arange(k)] = rho
+        f = np.concatenate([self._f, np.zeros(k)])
+        Ae = np.zeros((A.shape[0], n + k))
+        Ae[:, :n] = A
+        Ae[idx, n + np.arange(k)] = -1.0
+        x, _, flag, _ = self._solve(H, f, Ae, b, blower, primal_tol=PRIMAL_TOL)
+        return x[:n].copy(), flag == 1
 
 
 class CvxpyBackend:
@@ -56,7 +68,7 @@ class CvxpyBackend:
                                   [self.A @ self.u <= self.b])
         self.solver = solver
 
-    def solve(self, u_nom, A, b, soft=None):
+    def solve(self, u_nom, A, b, soft=None, slack_weight=None):
         self.u_nom.value, self.A.value, self.b.value = u_nom, A, b
         try:
             opts = {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12, "tol_ktratio": 1e-10} \
