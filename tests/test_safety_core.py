@@ -159,3 +159,25 @@ def test_cobot_config_slows_the_arm_near_a_person(panda):
     assert np.all(approach <= allowed + 1e-9)
     assert np.all(approach[allowed == 0.0] <= 1e-9)  # those links do not approach at all
     assert float(toward @ (J @ close.u)) < speed
+
+
+def test_relaxation_gives_way_on_actuator_limits_before_safety_barriers(panda):
+    """An infeasible QP: joint 1 sits 1 mm inside its margin while the previous command drives it
+    at 1 rad/s toward the limit, and the command's rate limit (1 rad/s²) forbids stopping in one
+    step. The relaxed QP keeps the position barrier and breaks the rate limit."""
+    f = SafetyFilter(panda, [JointPositionLimits(margin=0.0, alpha=20.0, a_brake=5.0, t_react=0.0),
+                             AccelerationLimits(1.0)], mode="velocity")
+    q = panda.home.copy()
+    q[0] = panda.q_max[0] - 0.001
+    f._last_u = np.zeros(panda.n)
+    f._last_u[0] = 1.0
+    u_nom = f._last_u.copy()
+    out = f.step(q, np.zeros(panda.n), u_nom)
+    assert out.status == "relaxed"
+    allowed = min(20.0 * 0.001, np.sqrt(2 * 5.0 * 0.001))
+    assert out.u[0] <= allowed + 1e-3, out.u[0]  # the barrier held (to the slack's 1e-4 weight ratio)
+    assert any(n.startswith("acceleration") for n in out.violated)
+    i = f.row_names.index("joint_position_upper[panda_joint1]")
+    j = f.row_names.index("acceleration[9]")  # the lower rate-limit row of joint 1
+    r = f.A @ out.u - f.b
+    assert r[i] < 1e-3 < r[j], (r[i], r[j])  # the barrier's slack is tiny, the rate limit's large
