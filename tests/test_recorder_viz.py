@@ -284,12 +284,12 @@ def test_recorder_close_while_publishing(ros, tmp_path):
             pubs[0].publish(JointState(name=["a"], position=[float(i)]))
             pubs[1].publish(Float64MultiArray(data=[float(i)]))
             i += 1
-            time.sleep(0.0005)
+            time.sleep(0.002)  # 500 Hz: leaves the GIL to the executor threads that record
 
     thread = threading.Thread(target=publish)
     thread.start()
     try:
-        wait_for(lambda: min(rec.counts.values()) >= 50, what="messages to arrive")
+        wait_for(lambda: min(rec.counts.values()) >= 50, timeout=30.0, what="messages to arrive")
         rec.close()
     finally:
         stop.set()
