@@ -50,6 +50,7 @@ setup(
         "cvxpy>=1.5",
         "daqp>=0.5",
         "numba>=0.60",
+        "gymnasium>=1.0",
         "torch==2.13.0",
         "pyyaml>=6",
         "mcap>=1.1",

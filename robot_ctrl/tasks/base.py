@@ -1,0 +1,112 @@
+"""Manipulation tasks as Gymnasium environments on the MuJoCo simulator (no ROS needed).
+
+Every task shares the action and the robot part of the observation:
+
+- action (10,): an absolute end-effector target, position (3, world frame, m) and a 6-D
+  rotation (the first two columns of the rotation matrix), plus the gripper command in
+  [−1 closed, +1 open]. It is held for one policy step (`policy_dt`, 0.1 s): differential IK
+  turns it into a joint target, the chunk executor interpolates to it and computed torque
+  (the same controller as the ROS graph) tracks it at 500 Hz.
+- observation: joint positions (n), joint velocities (n), end-effector position (3) and
+  6-D rotation (6), gripper opening (1, the mean finger position), then the task's own part
+  (targets, object poses).
+
+A task subclass sets `task_obs_size` and implements `_reset_task(rng)`, `_task_obs()`,
+`_success()` and `_dense_reward()`, and a scripted `expert(env, noise)`.
+"""
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+from robot_ctrl.control.cartesian import DiffIK, matrix_from_rot6d, rot6d_from_matrix
+from robot_ctrl.control.computed_torque import JointController
+from robot_ctrl.model.robot import RobotModel
+from robot_ctrl.sim import Simulator
+
+ACTION_SIZE = 10
+
+
+class TaskEnv(gym.Env):
+    metadata = {"render_modes": []}
+    task_obs_size = 0
+
+    def __init__(self, robot: str = "panda", policy_dt: float = 0.1, horizon: int = 60, control_dt: float = 0.002,
+                 reward: str = "dense"):
+        if reward not in ("dense", "sparse"):
+            raise ValueError(f"reward must be 'dense' or 'sparse', got '{reward}'")
+        self.robot = RobotModel.load(robot)
+        self.sim = Simulator(self.robot, command_mode="effort", control_dt=control_dt)
+        self.ctrl = JointController(self.robot, "effort")
+        self.ik = DiffIK(self.robot)
+        self.policy_dt, self.horizon, self.reward_kind = float(policy_dt), int(horizon), reward
+        self.periods = int(round(policy_dt / control_dt))
+        n = self.robot.n
+        self.obs_size = 2 * n + 10 + self.task_obs_size
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (self.obs_size,), np.float32)
+        low = np.array([-2.0] * 3 + [-1.0] * 6 + [-1.0], np.float32)
+        self.action_space = gym.spaces.Box(low, -low, (ACTION_SIZE,), np.float32)
+        self.steps = 0
+        self.q_ref = self.robot.home.copy()
+
+    # -- to implement ------------------------------------------------------------------------
+    def _reset_task(self, rng: np.random.Generator) -> None:
+        raise NotImplementedError
+
+    def _task_obs(self) -> np.ndarray:
+        return np.zeros(0)
+
+    def _success(self) -> bool:
+        raise NotImplementedError
+
+    def _dense_reward(self) -> float:
+        raise NotImplementedError
+
+    # -- gymnasium ---------------------------------------------------------------------------
+    def ee(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.ik.ee_pose(self.sim.q)
+
+    def _obs(self) -> np.ndarray:
+        q, v = self.sim.q, self.sim.v
+        p, R = self.ee()
+        grip = np.array([q[self.ik.gripper].mean()]) if len(self.ik.gripper) else np.zeros(1)
+        return np.concatenate([q, v, p, rot6d_from_matrix(R), grip, self._task_obs()]).astype(np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.sim.reset()
+        self.ctrl = JointController(self.robot, "effort")
+        self.q_ref = self.robot.home.copy()
+        self._reset_task(self.np_random)
+        self.steps = 0
+        return self._obs(), {"success": False}
+
+    def step(self, action):
+        a = np.asarray(action, dtype=float)
+        if a.shape != (ACTION_SIZE,) or not np.all(np.isfinite(a)):
+            raise ValueError(f"action must be {ACTION_SIZE} finite numbers (position 3, 6-D rotation 6, "
+                             f"gripper 1), got shape {a.shape}")
+        R_t = matrix_from_rot6d(a[3:9])
+        # joint target: IK from the current reference, at most half the velocity limit per step
+        max_step = 0.5 * np.where(np.isfinite(self.robot.v_max), self.robot.v_max, 1.0) * self.policy_dt
+        q_goal = self.ik.solve(self.q_ref, a[:3], R_t, max_step=max_step)
+        q_goal[self.ik.gripper] = self.ik.gripper_positions(a[9])
+        t0 = self.sim.time
+        if not self.ctrl.started:
+            self.ctrl.update(t0, self.sim.q, self.sim.v)
+        self.ctrl.executor.set_chunk(t0, [self.policy_dt], q_goal[None, :])
+        for _ in range(self.periods):
+            self.sim.set_command(self.ctrl.update(self.sim.time, self.sim.q, self.sim.v))
+            self.sim.step()
+        self.q_ref = q_goal
+        self.steps += 1
+        success = bool(self._success())
+        reward = float(success) if self.reward_kind == "sparse" else float(self._dense_reward())
+        truncated = self.steps >= self.horizon
+        return self._obs(), reward, success, truncated, {"success": success}
+
+    def expert(self, noise: float = 0.0) -> np.ndarray:
+        raise NotImplementedError
+
+    def home_rotation(self) -> np.ndarray:
+        return self.ik.ee_pose(self.robot.home)[1]
