@@ -230,8 +230,7 @@ class SafetyNode(Node):
     def _brake(self, status: str) -> None:
         if self.q is None:
             return
-        u = self.filter.brake_command(self.q, self.v)
-        self.filter._last_u = u.copy()
+        u = self.filter.brake(self.q, self.v)
         self._publish(u, np.nan, 0.0, 0.0, status)
 
     def _publish(self, u, h_min, intervention, solve_us, status) -> None:

@@ -106,20 +106,6 @@ def braking_rows(h, hdot, G, drift, a, alpha, T, A, b):
                          _EPS_SPEED, RECOVER, False, 1.0, A, b)
 
 
-def velocity_rows(h, G, alpha, dt, A, b, a_brake=None):
-    """Velocity-mode first-order rows −G u ≤ α h, α capped at 1/dt.
-
-    With `a_brake`, the approach speed is also capped at √(2 a h): the commanded velocity is
-    one the robot can still brake from at `a_brake` before the boundary (a velocity-controlled
-    joint follows its command with bounded acceleration, not instantly).
-    """
-    k = len(h)
-    a = _per_row(np.inf if a_brake is None else a_brake, k)
-    z = np.zeros(k)
-    kernels.barrier_rows(h, z, np.ascontiguousarray(G), z, a, float(alpha), z, _EPS_SPEED, RECOVER, True,
-                         float(dt), A, b)
-
-
 @dataclass
 class JointPositionLimits(Constraint):
     """q_min + margin ≤ q ≤ q_max − margin. First-order CBF on q̇ (velocity mode); braking
@@ -407,7 +393,7 @@ class SpeedSeparation(Constraint):
         g = self.set.compute()
         self.last = g
         effort = d.mode == "effort"
-        G, drift = self.set.gradients(d.kin, g, drift=effort)
+        G, drift = self.set.gradients_into(d.kin, g, drift=effort)
         ddot = G @ d.v
         vr = np.maximum(-ddot, 0.0)
         h[:] = g.d - self.offset - vr * self.t_react - vr * vr / (2.0 * self.a_brake)

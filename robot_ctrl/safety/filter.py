@@ -233,10 +233,16 @@ class SafetyFilter:
         tau = np.where(np.isfinite(tau), tau, 0.0)
         return np.clip(tau, -robot.tau_max, robot.tau_max)
 
+    def brake(self, q, v) -> np.ndarray:
+        """The braking command for (q, v), which also becomes the filter's last command (the
+        next brake ramps down from it): for stops and watchdogs outside the QP step."""
+        u = self.brake_command(np.asarray(q, dtype=float), np.asarray(v, dtype=float))
+        self._last_u = u.copy()
+        return u
+
     def _brake(self, q, v, status, t0, rows=False) -> FilterOutcome:
         self.fallbacks += 1
-        u = self.brake_command(q, v)
-        self._last_u = u.copy()
+        u = self.brake(q, v)
         if rows:
             return self._outcome(u, u, status, t0)
         return FilterOutcome(u=u, status=status, intervention=0.0, h_min=-np.inf,

@@ -120,11 +120,6 @@ class Kinematics:
         acc = mv @ dJ[:3].T - _cross(points, mv @ dJ[3:].T) - _cross(pdot, omega)
         return np.einsum("pi,pi->p", normals, acc)
 
-    def frame_position(self, frame_id: int) -> np.ndarray:
-        pin.updateFramePlacement(self.model, self.data, frame_id)
-        return self.data.oMf[frame_id].translation + self.robot.base_pos
-
-
 # --------------------------------------------------------------------------------------------
 # shapes
 # --------------------------------------------------------------------------------------------
@@ -402,14 +397,10 @@ class DistanceSet:
         self._jb64 = self.jb.astype(np.int64)
         P = len(self.pairs)
         self._d = np.zeros(P)
-        self._n = np.zeros((P, 3))
-        self._p1 = np.zeros((P, 3))
-        self._p2 = np.zeros((P, 3))
         # a Python list of the result objects (references into gdata): iterating the wrapped
         # std::vector each step costs more than the distance queries themselves
         self._results = list(self.gdata.distanceResults)
         self._any_flip = bool(self.flip.any())
-        self._read = [(i, r, not self.flip[i], bool(self.self_pairs[i])) for i, r in enumerate(self._results)]
 
     def _end_sphere(self, link: str, end: str) -> str:
         """The geometry name of a capsule link's end sphere ('a': −z end, 'b': +z end), created once."""
