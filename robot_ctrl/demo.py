@@ -21,34 +21,28 @@ from pathlib import Path
 import numpy as np
 
 
-def ik_position(robot, p_target, q0, iters: int = 300) -> np.ndarray:
-    """Joint configuration putting the end effector at p_target (damped least squares, any
-    orientation), from q0, inside the joint limits."""
-    q = np.array(q0, dtype=float)
-    lo, hi = robot.q_min + 0.05, robot.q_max - 0.05
-    for _ in range(iters):
-        e = p_target - robot.fk(q)[:3, 3]
-        J = robot.jacobian(q)[:3]
-        q = np.clip(q + 0.5 * J.T @ np.linalg.solve(J @ J.T + 1e-3 * np.eye(3), e), np.minimum(lo, q0), np.maximum(hi, q0))
-    return q
-
-
 def demo_waypoints(robot, safety_config: str = "") -> tuple[np.ndarray, list[str]]:
     """A tour around home plus two unsafe waypoints: the hand through the table and into the
     safety config's obstacle (when it has one). Returns (waypoints, labels)."""
+    from robot_ctrl.control.cartesian import DiffIK
     from robot_ctrl.control.waypoints import default_waypoints
     from robot_ctrl.safety.config import load_safety_config
+
+    ik = DiffIK(robot, k_rot=0.0, iters=300)  # position only: any orientation will do
+
+    def ik_position(p_target, q0):
+        return ik.solve(q0, p_target, np.eye(3))
 
     span = robot.q_max - robot.q_min
     # the safe part of the tour stays 10% inside every joint range (inside the safety margins)
     tour = np.clip(default_waypoints(robot, count=3), robot.q_min + 0.1 * span, robot.q_max - 0.1 * span)
     W = [robot.home, tour[1], tour[2], robot.home]
     labels = ["home", "tour", "tour", "home"]
-    W += [ik_position(robot, np.array([0.5, 0.0, -0.12]), robot.home), robot.home]
+    W += [ik_position(np.array([0.5, 0.0, -0.12]), robot.home), robot.home]
     labels += ["through the table", "home"]
     world = (load_safety_config(safety_config or robot.name).constraints.get("collision") or {}).get("world", {})
     if "obstacle" in world:
-        W += [ik_position(robot, np.asarray(world["obstacle"]["pos"], float), robot.home), robot.home]
+        W += [ik_position(np.asarray(world["obstacle"]["pos"], float), robot.home), robot.home]
         labels += ["into the obstacle", "home"]
     return np.array(W), labels
 
