@@ -8,7 +8,7 @@ import pinocchio as pin
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import robot_ctrl.tasks  # noqa: F401  (registers the environments)
+import robot_ctrl.tasks  # registers the environments
 from robot_ctrl.control.cartesian import DiffIK, matrix_from_rot6d, rot6d_from_matrix
 
 
@@ -84,3 +84,70 @@ def test_bad_actions_are_refused(bad):
     env.reset(seed=0)
     with pytest.raises(ValueError):
         env.step(bad)  # NaN, wrong length, a degenerate (all-zero) rotation
+
+
+# -- push, pick-and-place, peg-in-hole ---------------------------------------------------------
+
+OBJECT_TASKS = {"push": 0.01, "pick_place": 0.01, "peg_in_hole": 0.003}  # task → expert noise (m)
+
+
+def _episode(env, seed, policy):
+    env.reset(seed=seed)
+    done, info = False, {}
+    while not done:
+        _, _, term, trunc, info = env.step(policy(env))
+        done = term or trunc
+    return info["success"]
+
+
+@pytest.mark.parametrize("task", sorted(OBJECT_TASKS))
+def test_object_task_env_passes_checker_and_randomizes(task):
+    env = gym.make(robot_ctrl.tasks.TASKS[task]).unwrapped
+    check_env(env, skip_render_check=True)
+    obs_a, _ = env.reset(seed=1)
+    obs_b, _ = env.reset(seed=2)
+    assert obs_a.shape == (env.obs_size,) == (2 * env.robot.n + 10 + env.task_obs_size,)
+    # the robot part is the same at reset, the object and goal part is not
+    np.testing.assert_allclose(obs_a[:2 * env.robot.n], obs_b[:2 * env.robot.n], atol=1e-6)
+    assert np.linalg.norm(obs_a[-env.task_obs_size:] - obs_b[-env.task_obs_size:]) > 0.01
+
+
+@pytest.mark.parametrize("task", sorted(OBJECT_TASKS))
+def test_object_task_expert_succeeds_with_noise_and_holding_still_fails(task):
+    env = gym.make(robot_ctrl.tasks.TASKS[task]).unwrapped
+    noise = OBJECT_TASKS[task]
+    wins = [_episode(env, 200 + k, lambda e: e.expert(noise)) for k in range(8)]
+    assert np.mean(wins) >= 7 / 8
+    env.reset(seed=0)
+    hold = env.action(env.ee()[0], 1.0)
+    assert not any(_episode(env, 300 + k, lambda e: hold) for k in range(3))
+
+
+def test_pick_place_success_needs_the_block_released_on_the_target():
+    env = gym.make("robot_ctrl/PickPlace-v0").unwrapped
+    env.reset(seed=5)
+    env.set_object("block", [*env.target, 0.02])
+    assert env._success()  # on the target, fingers open (home)
+    env.set_object("block", [*(env.target + [0.03, 0.0]), 0.02])
+    assert not env._success()  # 3 cm off
+    env.set_object("block", [*env.target, 0.08])
+    assert not env._success()  # above the target, not on it
+
+
+def test_peg_hole_clearance_is_at_most_2mm_and_success_needs_insertion():
+    env = gym.make("robot_ctrl/PegInHole-v0").unwrapped
+    m = env.sim.model
+    peg_width = 2 * m.geom("peg").size[0]
+    opening_x = 2 * (m.geom("wall_px").pos[0] - m.geom("wall_px").size[0])
+    opening_y = 2 * (m.geom("wall_py").pos[1] - m.geom("wall_py").size[1])
+    assert 0 < opening_x - peg_width <= 0.002 and 0 < opening_y - peg_width <= 0.002
+    env.reset(seed=4)
+    env.set_object("peg", [*env.hole, 0.04 + 0.04 + 0.001])  # resting on the walls' top, over the hole
+    assert not env._success()
+    env.set_object("peg", [*env.hole, 0.04])  # fully inserted (resting on the table inside)
+    assert env._success()
+    for dense in (True, False):
+        e = gym.make("robot_ctrl/PegInHole-v0", reward="dense" if dense else "sparse").unwrapped
+        e.reset(seed=0)
+        _, r, *_ = e.step(e.expert())
+        assert (r < 0) if dense else (r == 0.0)

@@ -4,10 +4,10 @@ Policies predict absolute end-effector targets (position + a 6-D rotation, the f
 columns of the rotation matrix, as CARP and ResiP do) plus a gripper command. `DiffIK` turns
 a target pose into a joint configuration near the current one by damped least squares,
 
-    Δq = Jᵀ (J Jᵀ + λ² I)⁻¹ [k_p e_p; k_r e_r] + (I − J⁺J) k_n (q_home − q),
+    Δq = argmin ‖J Δq − [k_p e_p; k_r e_r]‖² + λ²‖Δq‖² + μ‖Δq − k_n (q_home − q)‖²
+         s.t. the joint limits and the step bound (a box on Δq),
 
-iterated a few times, with the result kept inside the joint limits and each step inside the
-joint velocity limits. The gripper command g ∈ [−1, 1] opens the fingers linearly from closed
+a small QP solved by daqp, iterated a few times. The gripper command g ∈ [−1, 1] opens the fingers linearly from closed
 (−1) to fully open (+1).
 """
 from __future__ import annotations
@@ -50,13 +50,18 @@ class DiffIK:
     """
 
     def __init__(self, robot: RobotModel, damping: float = 0.05, k_pos: float = 1.0, k_rot: float = 0.5,
-                 k_null: float = 0.05, iters: int = 8):
+                 k_null: float = 0.05, iters: int = 8, mu: float = 1e-3):
         self.robot = robot
         J = robot.jacobian(robot.home)
         moving = np.flatnonzero(np.abs(J).sum(axis=0) > 1e-9)
         self.arm = moving
         self.gripper = np.setdiff1d(np.arange(robot.n), moving)
         self.damping, self.k_pos, self.k_rot, self.k_null, self.iters = damping, k_pos, k_rot, k_null, iters
+        self.mu = mu  # weight of the pull towards home, kept small so it never fights the task
+        import daqp
+
+        self._daqp = daqp.solve
+        self._eye = np.eye(len(moving))
         span = robot.q_max - robot.q_min
         self.lo = robot.q_min + 0.02 * span
         self.hi = robot.q_max - 0.02 * span
@@ -73,21 +78,29 @@ class DiffIK:
 
     def solve(self, q: np.ndarray, p_target: np.ndarray, R_target: np.ndarray, max_step=None) -> np.ndarray:
         """A joint configuration that moves the end effector towards the target pose, starting
-        from q; `max_step` (per joint) bounds how far it may go."""
+        from q; `max_step` (per joint) bounds how far it may go.
+
+        Each iteration is a small QP (daqp) rather than a clipped least-squares step: the joint
+        limits and the step bound are constraints, so when one joint reaches its bound the others
+        take over the motion instead of the solution stalling against a clip."""
         q = np.array(q, dtype=float)
-        q0 = q.copy()
         a = self.arm
-        lam2 = self.damping**2
+        lo, hi = self.lo[a].copy(), self.hi[a].copy()
+        if max_step is not None:
+            ms = np.broadcast_to(np.asarray(max_step, dtype=float), q.shape)[a]
+            lo = np.maximum(lo, q[a] - ms)
+            hi = np.minimum(hi, q[a] + ms)
+        lo = np.minimum(lo, q[a])  # a start outside the box may stay where it is
+        hi = np.maximum(hi, q[a])
+        H0 = (self.damping**2 + self.mu) * np.eye(len(a))
         for _ in range(self.iters):
             p, R = self.ee_pose(q)
             e = np.concatenate([self.k_pos * (p_target - p), self.k_rot * (R @ pin.log3(R.T @ R_target))])
             J = self.robot.jacobian(q)[:, a]
-            JJt = J @ J.T + lam2 * np.eye(6)
-            dq = J.T @ np.linalg.solve(JJt, e)
-            # null space: drift towards home, never against the task
-            Jpinv = J.T @ np.linalg.solve(JJt, np.eye(6))
-            dq += (np.eye(len(a)) - Jpinv @ J) @ (self.k_null * (self.robot.home[a] - q[a]))
-            q[a] = np.clip(q[a] + dq, self.lo[a], self.hi[a])
-        if max_step is not None:
-            q = q0 + np.clip(q - q0, -max_step, max_step)
+            H = J.T @ J + H0
+            f = -(J.T @ e) - self.mu * self.k_null * (self.robot.home[a] - q[a])
+            dq, _, flag, _ = self._daqp(H, f, self._eye, hi - q[a], lo - q[a])
+            if flag < 0:  # cannot happen for a box around the current point; stay put if it does
+                break
+            q[a] += dq
         return q

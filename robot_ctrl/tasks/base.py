@@ -17,6 +17,7 @@ A task subclass sets `task_obs_size` and implements `_reset_task(rng)`, `_task_o
 from __future__ import annotations
 
 import gymnasium as gym
+import mujoco
 import numpy as np
 
 from robot_ctrl.control.cartesian import DiffIK, matrix_from_rot6d, rot6d_from_matrix
@@ -27,16 +28,22 @@ from robot_ctrl.sim import Simulator
 ACTION_SIZE = 10
 
 
+def yaw_quat(yaw: float) -> np.ndarray:
+    """MuJoCo (w, x, y, z) quaternion of a rotation about the world z axis."""
+    return np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
+
+
 class TaskEnv(gym.Env):
     metadata = {"render_modes": []}
     task_obs_size = 0
+    scene = "table"
 
     def __init__(self, robot: str = "panda", policy_dt: float = 0.1, horizon: int = 60, control_dt: float = 0.002,
                  reward: str = "dense"):
         if reward not in ("dense", "sparse"):
             raise ValueError(f"reward must be 'dense' or 'sparse', got '{reward}'")
         self.robot = RobotModel.load(robot)
-        self.sim = Simulator(self.robot, command_mode="effort", control_dt=control_dt)
+        self.sim = Simulator(self.robot, scene=self.scene, command_mode="effort", control_dt=control_dt)
         self.ctrl = JointController(self.robot, "effort")
         self.ik = DiffIK(self.robot)
         self.policy_dt, self.horizon, self.reward_kind = float(policy_dt), int(horizon), reward
@@ -61,6 +68,47 @@ class TaskEnv(gym.Env):
 
     def _dense_reward(self) -> float:
         raise NotImplementedError
+
+    # -- objects -----------------------------------------------------------------------------
+    def _free_adr(self, body: str) -> tuple[int, int]:
+        j = self.sim.model.body(body).jntadr[0]
+        return int(self.sim.model.jnt_qposadr[j]), int(self.sim.model.jnt_dofadr[j])
+
+    def set_object(self, body: str, pos, yaw: float = 0.0) -> None:
+        """Place a free body at `pos` with heading `yaw`, at rest."""
+        qa, da = self._free_adr(body)
+        self.sim.data.qpos[qa:qa + 3] = pos
+        self.sim.data.qpos[qa + 3:qa + 7] = yaw_quat(yaw)
+        self.sim.data.qvel[da:da + 6] = 0.0
+        mujoco.mj_forward(self.sim.model, self.sim.data)
+
+    def object_pose(self, body: str) -> tuple[np.ndarray, np.ndarray]:
+        """World position and rotation matrix of a body."""
+        b = self.sim.data.body(body)
+        return b.xpos.copy(), b.xmat.reshape(3, 3).copy()
+
+    def object_obs(self, body: str) -> np.ndarray:
+        """Position (3) and 6-D rotation (6) of a body: how objects enter observations."""
+        p, R = self.object_pose(body)
+        return np.concatenate([p, rot6d_from_matrix(R)])
+
+    def gripper_opening(self) -> float:
+        """Mean finger position (m)."""
+        return float(self.sim.q[self.ik.gripper].mean()) if len(self.ik.gripper) else 0.0
+
+    def toward(self, goal, max_dist: float = 0.04) -> np.ndarray:
+        """A hand target at most `max_dist` (m) from the hand on the straight line to `goal`:
+        scripted experts move in short straight segments instead of jumping to far targets, whose
+        joint-space path would bend away from the line."""
+        hand = self.ee()[0]
+        d = np.asarray(goal, float) - hand
+        n = float(np.linalg.norm(d))
+        return hand + d * min(1.0, max_dist / max(n, 1e-12))
+
+    def action(self, p, g: float, R=None) -> np.ndarray:
+        """The 10-D action for a hand position, gripper command and rotation (default: home)."""
+        R = self.home_rotation() if R is None else R
+        return np.concatenate([p, rot6d_from_matrix(R), [g]]).astype(np.float32)
 
     # -- gymnasium ---------------------------------------------------------------------------
     def ee(self) -> tuple[np.ndarray, np.ndarray]:
@@ -109,4 +157,6 @@ class TaskEnv(gym.Env):
         raise NotImplementedError
 
     def home_rotation(self) -> np.ndarray:
-        return self.ik.ee_pose(self.robot.home)[1]
+        if not hasattr(self, "_home_R"):
+            self._home_R = self.ik.ee_pose(self.robot.home)[1]
+        return self._home_R

@@ -1,0 +1,84 @@
+"""Pick-and-place: grasp the 4 cm block and put it down on the target circle (within 2 cm),
+released and resting on the table."""
+from __future__ import annotations
+
+import numpy as np
+
+from robot_ctrl.tasks.base import TaskEnv
+
+BLOCK_LOW, BLOCK_HIGH = np.array([0.45, 0.05]), np.array([0.60, 0.20])
+TARGET_LOW, TARGET_HIGH = np.array([0.45, -0.20]), np.array([0.60, -0.05])
+HALF = 0.02
+Z_CARRY = 0.12
+GRASP_DZ = 0.005      # hand centre above the block centre when grasping
+HELD_WIDTH = 0.021    # finger position (m) below which fingers around the block hold it
+OPEN_WIDTH = 0.03     # finger position above which the gripper counts as open
+
+
+class PickPlaceEnv(TaskEnv):
+    task_obs_size = 9 + 2
+    tolerance = 0.02
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("horizon", 100)
+        super().__init__(**kwargs)
+        self.target = np.zeros(2)
+        self._site = self.sim.model.site("target").id
+
+    def _reset_task(self, rng):
+        self.set_object("block", [*rng.uniform(BLOCK_LOW, BLOCK_HIGH), HALF])
+        self.target = rng.uniform(TARGET_LOW, TARGET_HIGH)
+        self.sim.model.site_pos[self._site, :2] = self.target
+
+    def _task_obs(self):
+        return np.concatenate([self.object_obs("block"), self.target])
+
+    def block_distance(self) -> float:
+        return float(np.linalg.norm(self.object_pose("block")[0][:2] - self.target))
+
+    def holding(self) -> bool:
+        hand, block = self.ee()[0], self.object_pose("block")[0]
+        return bool(np.linalg.norm(hand - block) < 0.02 and self.gripper_opening() < HELD_WIDTH)
+
+    def _success(self):
+        block = self.object_pose("block")[0]
+        return bool(self.block_distance() < self.tolerance and block[2] < HALF + 0.005
+                    and self.gripper_opening() > OPEN_WIDTH)
+
+    def _dense_reward(self):
+        hand, block = self.ee()[0], self.object_pose("block")[0]
+        reach = float(np.linalg.norm(hand - block))
+        return -reach - 2.0 * self.block_distance() + 0.5 * float(self.holding())
+
+    def expert(self, noise: float = 0.0) -> np.ndarray:
+        """Above the block, open; descend; close; lift; carry above the target; lower; open.
+        Each phase is chosen from the current state, so noise and slips are recovered from.
+        `noise`: std (m) of Gaussian noise on the commanded position."""
+        hand, block = self.ee()[0], self.object_pose("block")[0]
+        width = self.gripper_opening()
+        near = np.linalg.norm(hand[:2] - block[:2])
+        to_target = np.linalg.norm(block[:2] - self.target)
+        if self.holding():
+            if np.linalg.norm(hand[:2] - self.target) < 0.015:
+                if block[2] < HALF + 0.004 and to_target < self.tolerance:
+                    p, g = [*hand[:2], hand[2]], 1.0                                # down: release
+                else:
+                    p, g = [*self.target, HALF + GRASP_DZ], -1.0                    # lower onto the target
+            elif block[2] > Z_CARRY - 0.03:
+                p, g = [*self.target, Z_CARRY], -1.0                                # carry
+            else:
+                p, g = [*hand[:2], Z_CARRY], -1.0                                   # lift
+        elif to_target < self.tolerance and block[2] < HALF + 0.005:
+            p, g = [*hand[:2], Z_CARRY], 1.0                                        # placed: open, back off
+        elif near < 0.012 and hand[2] < block[2] + GRASP_DZ + 0.008:
+            p, g = [*block[:2], block[2] + GRASP_DZ], -1.0                          # close
+        elif near < 0.02:
+            p, g = [*block[:2], block[2] + GRASP_DZ], 1.0                           # descend, open
+        elif hand[2] > block[2] + 0.06:
+            p, g = [*block[:2], Z_CARRY], 1.0                                       # travel above the block
+        else:
+            p, g = [*hand[:2], Z_CARRY], 1.0                                        # lift clear, open
+        p = self.toward(p)
+        if noise > 0:
+            p = p + self.np_random.normal(0.0, noise, 3)
+        return self.action(p, g)
