@@ -36,6 +36,7 @@ def yaw_quat(yaw: float) -> np.ndarray:
 class TaskEnv(gym.Env):
     metadata = {"render_modes": []}
     task_obs_size = 0
+    expert_noise = 0.0
     scene = "table"
 
     def __init__(self, robot: str = "panda", policy_dt: float = 0.1, horizon: int = 60, control_dt: float = 0.002,

@@ -21,6 +21,7 @@ DEPTH = 0.02          # insertion depth for success
 class PegInHoleEnv(TaskEnv):
     scene = "peg"
     task_obs_size = 9 + 2
+    expert_noise = 0.004  # default scripted-expert noise for demonstrations (m)
     tolerance = 0.003
 
     def __init__(self, **kwargs):

@@ -17,6 +17,7 @@ OPEN_WIDTH = 0.03     # finger position above which the gripper counts as open
 
 class PickPlaceEnv(TaskEnv):
     task_obs_size = 9 + 2
+    expert_noise = 0.01  # default scripted-expert noise for demonstrations (m)
     tolerance = 0.02
 
     def __init__(self, **kwargs):

@@ -15,6 +15,7 @@ Z_PUSH, Z_TRAVEL = 0.02, 0.09
 
 class PushEnv(TaskEnv):
     task_obs_size = 9 + 2
+    expert_noise = 0.01  # default scripted-expert noise for demonstrations (m)
     tolerance = 0.03
 
     def __init__(self, **kwargs):

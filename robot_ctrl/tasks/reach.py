@@ -12,6 +12,7 @@ TARGET_HIGH = np.array([0.60, 0.30, 0.50])
 
 class ReachEnv(TaskEnv):
     task_obs_size = 3
+    expert_noise = 0.01  # default scripted-expert noise for demonstrations (m)
     tolerance = 0.02
 
     def __init__(self, **kwargs):

@@ -1,0 +1,91 @@
+"""One interface over every environment the learning commands run on.
+
+`make_task(name)` returns a `TaskAdapter`:
+- robot_ctrl tasks by short name (`reach`, `push`, `pick_place`, `peg_in_hole`) or Gymnasium id
+  (`robot_ctrl/Reach-v0`);
+- Meta-World v3 tasks as `metaworld:<name>-v3` (optional extra `robot_ctrl[metaworld]`), with
+  Meta-World's own scripted policies as the expert and `info["success"]` as success.
+
+An adapter owns its Gymnasium environment and knows its scripted expert. Actions and
+observations are float arrays in physical units.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+
+
+class TaskError(ValueError):
+    """An unknown task name, or a task whose optional dependency is missing."""
+
+
+@dataclass
+class StepResult:
+    obs: np.ndarray
+    success: bool
+    done: bool
+
+
+class TaskAdapter:
+    """Base: `reset(seed) -> obs`, `step(action) -> StepResult`, `expert(noise) -> action`
+    (the scripted expert's action for the current state, with `noise` ≥ 0 in the task's own
+    units), and the sizes and timing."""
+
+    name: str
+    default_noise: float = 0.0
+    obs_size: int
+    act_size: int
+    dt: float
+    horizon: int
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        raise NotImplementedError
+
+    def step(self, action: np.ndarray) -> StepResult:
+        raise NotImplementedError
+
+    def expert(self, noise: float = 0.0) -> np.ndarray:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class RobotCtrlTask(TaskAdapter):
+    """A robot_ctrl task (robot_ctrl.tasks)."""
+
+    def __init__(self, gym_id: str, **kwargs):
+        self.name = gym_id
+        self.env = gym.make(gym_id, **kwargs).unwrapped
+        self.default_noise = float(self.env.expert_noise)
+        self.obs_size = int(self.env.observation_space.shape[0])
+        self.act_size = int(self.env.action_space.shape[0])
+        self.dt = float(self.env.policy_dt)
+        self.horizon = int(self.env.horizon)
+
+    def reset(self, seed=None):
+        return self.env.reset(seed=seed)[0].astype(np.float64)
+
+    def step(self, action):
+        obs, _, term, trunc, info = self.env.step(np.asarray(action, dtype=np.float64))
+        return StepResult(obs.astype(np.float64), bool(info["success"]), bool(term or trunc))
+
+    def expert(self, noise=0.0):
+        return self.env.expert(noise).astype(np.float64)
+
+
+def make_task(name: str, **kwargs) -> TaskAdapter:
+    """The adapter for a task name (see the module doc)."""
+    from robot_ctrl.tasks import TASKS
+
+    if name.startswith("metaworld:"):
+        from robot_ctrl.learning.metaworld_env import MetaWorldTask
+
+        return MetaWorldTask(name.split(":", 1)[1], **kwargs)
+    gym_id = TASKS.get(name, name)
+    if gym_id not in TASKS.values():
+        raise TaskError(f"unknown task '{name}' (robot_ctrl tasks: {', '.join(TASKS)}; "
+                        f"Meta-World: metaworld:<task>-v3)")
+    return RobotCtrlTask(gym_id, **kwargs)
