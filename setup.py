@@ -27,6 +27,7 @@ NODES = [
     "controller_node = robot_ctrl.ros.controller_node:main",
     "demo_driver = robot_ctrl.ros.demo_driver:main",
     "safety_node = robot_ctrl.ros.safety_node:main",
+    "policy_node = robot_ctrl.ros.policy_node:main",
 ]
 
 setup(
@@ -39,12 +40,13 @@ setup(
     ]
     + tree("launch")
     + tree("config")
-    + tree("sim"),
+    + tree("sim")
+    + tree("checkpoints"),
     python_requires=">=3.10",
     install_requires=[
         "numpy>=1.26",
         "scipy>=1.11",
-        "mujoco>=3.2",
+        "mujoco>=4.0",  # 3.x: the MjSpec calls used by sim/world.py crash or are missing
         "pin>=3.0",
         "example-robot-data>=4.1",
         "cvxpy>=1.5",
@@ -52,6 +54,8 @@ setup(
         "numba>=0.60",
         "gymnasium>=1.0",
         "torch==2.13.0",
+        "safetensors>=0.4",
+        "zarr>=3.0",
         "pyyaml>=6",
         "mcap>=1.1",
         "rosbags>=0.10",

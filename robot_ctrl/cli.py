@@ -5,6 +5,12 @@
     robot-ctrl bench sim  [--seconds 5] [--json]
     robot-ctrl bench loop [--lockstep] [--seconds 10] [--json]
     robot-ctrl bench safety [--mode effort|velocity] [--steps 4000] [--falsify N] [--json]
+    robot-ctrl bench policy [--carp CKPT] [--diffusion CKPT] [--calls 50] [--json]
+    robot-ctrl collect --task TASK [--episodes 100] [--noise X] [--out out/data/TASK.zarr]
+    robot-ctrl train --policy carp|diffusion|mlp --task TASK [--data PATH] [--out DIR] [--resume]
+    robot-ctrl eval  CKPT [--task TASK] [--episodes 50] [--out DIR] [--sampler ddim|ddpm] [--json]
+
+TASK: reach, push, pick_place, peg_in_hole, or metaworld:<name>-v3 (extra: robot_ctrl[metaworld]).
 """
 from __future__ import annotations
 
@@ -55,12 +61,85 @@ def cmd_bench(args) -> int:
 
     if args.what == "sim":
         result = bench.bench_sim(robot=args.robot, seconds=args.seconds)
+    elif args.what == "policy":
+        from robot_ctrl.learning.bench import bench_policy
+
+        result = bench_policy(carp=args.carp, diffusion=args.diffusion, calls=args.calls)
     elif args.what == "safety":
         result = bench.bench_safety(robot=args.robot, mode=args.mode, steps=args.steps,
                                     falsify_steps=args.falsify, progress=not args.json)
     else:
         result = bench.bench_loop(robot=args.robot, seconds=args.seconds, lockstep=args.lockstep)
     bench.report(result, as_json=args.json)
+    return 0
+
+
+def _default_data(task: str) -> str:
+    return f"out/data/{task.replace(':', '_')}.zarr"
+
+
+def cmd_collect(args) -> int:
+    from robot_ctrl.learning.collect import collect
+
+    out = args.out or _default_data(args.task)
+    r = collect(args.task, args.episodes, out, noise=args.noise, seed=args.seed, progress=not args.json,
+                append=args.append)
+    summary = {"task": args.task, "dataset": str(out), "episodes": r.kept, "attempts": r.attempts,
+               "expert_success": r.kept / r.attempts, "mean_length": r.mean_length,
+               "samples": int(len(r.dataset.obs))}
+    print(json.dumps(summary) if args.json else
+          f"{out}: {r.kept} episodes ({r.attempts} attempts), {summary['samples']} steps, mean length {r.mean_length:.1f}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from pathlib import Path
+
+    from robot_ctrl.learning.presets import load_preset
+    from robot_ctrl.learning.train import train
+
+    steps = None
+    if args.steps is not None or args.tokenizer_steps is not None:
+        base = load_preset(args.policy, args.preset).steps
+        steps = dict(base)
+        if args.steps is not None:
+            steps["policy"] = args.steps
+        if args.tokenizer_steps is not None:
+            steps["tokenizer"] = args.tokenizer_steps
+    cfg = load_preset(args.policy, args.preset, steps=steps, batch_size=args.batch_size, lr=args.lr,
+                      seed=args.seed, threads=args.threads,
+                      model=json.loads(args.model) if args.model else None)
+    data = args.data or _default_data(args.task)
+    if not Path(data).exists():
+        from robot_ctrl.learning.collect import collect
+
+        print(f"{data} not found: collecting {args.episodes} scripted demonstrations of {args.task}", file=sys.stderr)
+        collect(args.task, args.episodes, data, progress=True)
+    out = args.out or f"out/train/{args.policy}_{args.task.replace(':', '_')}"
+    summary = train(data, out, cfg, resume=args.resume, progress=True)
+    print(json.dumps(summary) if args.json else f"checkpoint: {summary['checkpoint']} "
+          f"({summary['parameters']} parameters, {summary['seconds']:.0f} s)")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from robot_ctrl.learning.evaluate import evaluate
+
+    kw = {}
+    if args.sampler:
+        kw["sampler"] = args.sampler
+        if args.sampler_steps:
+            kw["steps"] = args.sampler_steps
+    out = args.out or "out/eval"
+    r = evaluate(args.checkpoint, task=args.task, episodes=args.episodes, seed=args.seed, out=out,
+                 action_steps=args.action_steps, progress=not args.json, predict_kwargs=kw)
+    if args.json:
+        print(json.dumps(r))
+    else:
+        lo, hi = r["success_ci95"]
+        print(f"{r['policy']} on {r['task']}: success {r['successes']}/{r['episodes']} = {r['success_rate']:.0%} "
+              f"(95% CI {lo:.0%}-{hi:.0%}); chunk p50 {r['chunk_ms_p50']:.2f} ms, p99 {r['chunk_ms_p99']:.2f} ms; "
+              f"{out}/eval.json, {out}/eval.png")
     return 0
 
 
@@ -84,22 +163,65 @@ def main(argv=None) -> int:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("bench", help="benchmarks")
-    p.add_argument("what", choices=("sim", "loop", "safety"))
+    p.add_argument("what", choices=("sim", "loop", "safety", "policy"))
     p.add_argument("--robot", default="panda")
     p.add_argument("--seconds", type=float, default=None, help="measurement length (wall s)")
     p.add_argument("--lockstep", action="store_true", help="loop: lockstep timing instead of realtime")
     p.add_argument("--mode", default="effort", choices=("effort", "velocity"), help="safety: command mode")
     p.add_argument("--steps", type=int, default=4000, help="safety: filter steps timed")
     p.add_argument("--falsify", type=int, default=0, metavar="N", help="safety: also run N falsification steps")
+    p.add_argument("--carp", default=None, help="policy: CARP checkpoint (default: the preset, random weights)")
+    p.add_argument("--diffusion", default=None, help="policy: diffusion checkpoint (default: the preset)")
+    p.add_argument("--calls", type=int, default=50, help="policy: timed chunk predictions per sampler")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("collect", help="record scripted demonstrations into a zarr dataset")
+    p.add_argument("--task", required=True)
+    p.add_argument("--episodes", type=int, default=100, help="successful episodes to keep")
+    p.add_argument("--noise", type=float, default=None, help="expert noise (default: the task's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="dataset path (default out/data/<task>.zarr)")
+    p.add_argument("--append", action="store_true", help="add to an existing dataset")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("train", help="train a policy (preset config/policies/<policy>.yaml)")
+    p.add_argument("--policy", required=True, help="carp, diffusion or mlp")
+    p.add_argument("--task", required=True)
+    p.add_argument("--data", default=None, help="dataset (default out/data/<task>.zarr; collected if missing)")
+    p.add_argument("--episodes", type=int, default=100, help="demonstrations to collect if the dataset is missing")
+    p.add_argument("--out", default=None, help="output directory (default out/train/<policy>_<task>)")
+    p.add_argument("--preset", default=None, help="training preset YAML (default config/policies/<policy>.yaml)")
+    p.add_argument("--steps", type=int, default=None, help="policy-stage steps")
+    p.add_argument("--tokenizer-steps", type=int, default=None, help="CARP tokenizer-stage steps")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--model", default=None, help="model config overrides as JSON, e.g. '{\"width\": 32}'")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/train_state.pt")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint: success rate (95%% CI), chunk latency; JSON + PNG")
+    p.add_argument("checkpoint")
+    p.add_argument("--task", default=None, help="default: the task the checkpoint was trained on")
+    p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--seed", type=int, default=10_000, help="first episode seed (training data uses 0...)")
+    p.add_argument("--out", default=None, help="output directory (default out/eval)")
+    p.add_argument("--action-steps", type=int, default=None, help="actions executed per chunk")
+    p.add_argument("--sampler", default=None, choices=("ddim", "ddpm"), help="diffusion sampler")
+    p.add_argument("--sampler-steps", type=int, default=None, help="diffusion: DDIM steps")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
 
     args = parser.parse_args(argv)
     try:
         return args.func(args)
     except SystemExit:
         raise
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"robot-ctrl: error: {exc}", file=sys.stderr)
         return 2
 

@@ -56,6 +56,11 @@ def sim_path(*parts: str) -> Path:
     return share_dir().joinpath("sim", *parts)
 
 
+def checkpoint_path(*parts: str) -> Path:
+    """Committed policy checkpoints (checkpoints/, trained by documented `robot-ctrl train` runs)."""
+    return share_dir().joinpath("checkpoints", *parts)
+
+
 def package_share(package: str) -> Path:
     """Share directory of a ROS-style package, e.g. `example-robot-data`.
 

@@ -251,3 +251,17 @@ def test_stages_and_shapes():
     n = sum(p.numel() for p in big.parameters())
     assert 1_000_000 < n < 3_000_000, n
     assert big.transformer.L == 10 * (1 + 2 + 3 + 4)
+
+
+def test_constant_action_dimensions_keep_gradients_finite():
+    """A dimension that never varies (a scripted expert's fixed hand rotation, normalized to 0)
+    must not blow up the tokenizer's gradients: it did with GroupNorm eps=1e-6 (~1e18)."""
+    torch.manual_seed(0)
+    model = CARP(OBS, A, H, **TOK, **TINY)
+    act = smooth_chunks(64, seed=3)
+    act[:, :, 1] = 0.0  # constant dimension
+    loss, _ = model.loss(None, act, "tokenizer")
+    loss.backward()
+    norms = [p.grad.norm() for p in model.stage_parameters("tokenizer") if p.grad is not None]
+    assert torch.isfinite(torch.stack(norms)).all()
+    assert torch.stack(norms).max() < 1e4

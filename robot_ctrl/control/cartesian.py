@@ -71,14 +71,19 @@ class DiffIK:
         return T[:3, 3].copy(), T[:3, :3].copy()
 
     def gripper_positions(self, g: float) -> np.ndarray:
-        """Finger positions for a gripper command g ∈ [−1, 1] (clipped)."""
+        """Finger positions for a gripper command g ∈ [−1, 1] (clipped): −1 closed, +1 the home
+        opening (the robot YAML keeps it inside the joint limit by more than the safety
+        filter's margin, so "open" never pushes against a barrier)."""
         g = float(np.clip(g, -1.0, 1.0))
-        lo, hi = self.robot.q_min[self.gripper], self.robot.q_max[self.gripper]
+        lo = self.robot.q_min[self.gripper]
+        hi = np.where(self.robot.home[self.gripper] > lo, self.robot.home[self.gripper], self.robot.q_max[self.gripper])
         return lo + 0.5 * (g + 1.0) * (hi - lo)
 
-    def solve(self, q: np.ndarray, p_target: np.ndarray, R_target: np.ndarray, max_step=None) -> np.ndarray:
+    def solve(self, q: np.ndarray, p_target: np.ndarray, R_target: np.ndarray, max_step=None,
+              step_low=None, step_high=None) -> np.ndarray:
         """A joint configuration that moves the end effector towards the target pose, starting
-        from q; `max_step` (per joint) bounds how far it may go.
+        from q; `max_step` (per joint) bounds how far it may go, or `step_low`/`step_high` give
+        an asymmetric box on q − q_start.
 
         Each iteration is a small QP (daqp) rather than a clipped least-squares step: the joint
         limits and the step bound are constraints, so when one joint reaches its bound the others
@@ -90,6 +95,10 @@ class DiffIK:
             ms = np.broadcast_to(np.asarray(max_step, dtype=float), q.shape)[a]
             lo = np.maximum(lo, q[a] - ms)
             hi = np.minimum(hi, q[a] + ms)
+        if step_low is not None:
+            lo = np.maximum(lo, q[a] + np.broadcast_to(np.asarray(step_low, dtype=float), q.shape)[a])
+        if step_high is not None:
+            hi = np.minimum(hi, q[a] + np.broadcast_to(np.asarray(step_high, dtype=float), q.shape)[a])
         lo = np.minimum(lo, q[a])  # a start outside the box may stay where it is
         hi = np.maximum(hi, q[a])
         H0 = (self.damping**2 + self.mu) * np.eye(len(a))
@@ -104,3 +113,35 @@ class DiffIK:
                 break
             q[a] += dq
         return q
+
+
+def ik_chunk(ik: DiffIK, q_start: np.ndarray, dts, positions, rotations, grippers, v_max: np.ndarray,
+             v_start: np.ndarray | None = None, speed_fraction: float = 0.5,
+             a_max: float | np.ndarray = 5.0) -> tuple[np.ndarray, np.ndarray]:
+    """Joint targets (K, n) and velocities (K, n) for K Cartesian targets reached one after the
+    other, `dts[k]` seconds apart, starting from q_start moving at v_start (default rest).
+
+    Each target is IK from the previous one inside a box that keeps the motion feasible: the
+    mean velocity of a segment at most `speed_fraction`·v_max, and its change from the previous
+    segment's at most a_max·dt/4, because the executor's cubic Hermite piece (arriving with the
+    segment's mean velocity) peaks at 4·Δv/dt of acceleration. The gripper joints follow their
+    command inside the same box. The pieces through these targets are what a task
+    environment's step executes, one action at a time, and what the controller node executes
+    for a whole chunk, so both move the same way."""
+    vmax = np.where(np.isfinite(v_max), v_max, 1.0)
+    q_prev = np.array(q_start, dtype=float)
+    v_prev = np.zeros_like(q_prev) if v_start is None else np.array(v_start, dtype=float)
+    K = len(dts)
+    Q, V = np.empty((K, len(q_prev))), np.empty((K, len(q_prev)))
+    for k in range(K):
+        dt = float(dts[k])
+        dv = np.asarray(a_max, dtype=float) * dt / 4.0
+        lo = np.maximum(-speed_fraction * vmax, v_prev - dv) * dt
+        hi = np.minimum(speed_fraction * vmax, v_prev + dv) * dt
+        lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
+        q = ik.solve(q_prev, positions[k], rotations[k], step_low=lo, step_high=hi)
+        g = ik.gripper
+        q[g] = np.clip(ik.gripper_positions(grippers[k]), q_prev[g] + lo[g], q_prev[g] + hi[g])
+        Q[k], V[k] = q, (q - q_prev) / dt
+        q_prev, v_prev = q, V[k]
+    return Q, V

@@ -9,7 +9,9 @@ piecewise-cubic reference q_ref(t):
 - a new chunk starts from the reference's own position and velocity at the moment it is
   accepted, so chunk joins are continuous in position and velocity (C1), however the new
   chunk's first point lies; points at or before that moment are dropped;
-- after the last point the reference holds the last position at rest.
+- after the last point the reference holds the last position at rest (at the last point itself
+  it still has the chunk's end velocity, so a chunk that follows exactly there joins with C1
+  continuity too).
 
 Joints a chunk does not name pass through their current reference at the chunk's points and
 come to rest with the others at its end. Bad chunks raise
@@ -67,15 +69,15 @@ class ChunkExecutor:
     def sample(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Reference (q, v, a) at time t. The arrays are reused between calls: copy to keep."""
         x = self._x
-        if self._c.shape[1] == 0 or not t < x[-1]:  # also NaN: hold the end
+        if self._c.shape[1] == 0 or not t <= x[-1]:  # also NaN: hold the end
             self.q[:] = self._q_end
             self.v[:] = 0.0
             self.a[:] = 0.0
             return self.q, self.v, self.a
         if t <= x[0]:
             i, dt = 0, 0.0
-        else:
-            i = int(np.searchsorted(x, t, side="right")) - 1
+        else:  # the last knot itself is evaluated on the last piece (its end velocity)
+            i = min(int(np.searchsorted(x, t, side="right")) - 1, len(x) - 2)
             dt = t - x[i]
         c3, c2, c1, c0 = self._c[0, i], self._c[1, i], self._c[2, i], self._c[3, i]
         np.multiply(c3, dt, out=self.q)

@@ -116,13 +116,24 @@ class PolicySpec:
 class Policy:
     """A trained model with its normalizers and spec. `act(obs)` takes one observation (the
     newest), keeps `obs_horizon` of them (the first one repeated after `reset()`), and returns
-    the predicted chunk of `horizon` actions."""
+    the predicted chunk of `horizon` actions.
 
-    def __init__(self, model: ChunkModel, spec: PolicySpec, obs_norm: Normalizer, act_norm: Normalizer):
-        if model.obs_dim != spec.obs_size * spec.obs_horizon or model.act_dim != spec.act_size:
+    Action dimensions that never vary in the training data (a scripted expert's fixed hand
+    rotation) are not modelled: `active` lists the modelled ones, `fill` holds the constant
+    values of the others, and the model's act_dim is the number of active dimensions."""
+
+    def __init__(self, model: ChunkModel, spec: PolicySpec, obs_norm: Normalizer, act_norm: Normalizer,
+                 active: np.ndarray | None = None, fill: np.ndarray | None = None):
+        active = np.arange(spec.act_size) if active is None else np.asarray(active, dtype=np.int64)
+        fill = np.zeros(spec.act_size) if fill is None else np.asarray(fill, dtype=np.float64)
+        if (model.obs_dim != spec.obs_size * spec.obs_horizon or model.act_dim != len(active)
+                or fill.shape != (spec.act_size,) or act_norm.low.size != len(active)
+                or (len(active) and (active.min() < 0 or active.max() >= spec.act_size))):
             raise CheckpointError(f"model sizes (obs {model.obs_dim}, action {model.act_dim}) do not match the "
-                                  f"spec (obs {spec.obs_size}×{spec.obs_horizon}, action {spec.act_size})")
+                                  f"spec (obs {spec.obs_size}×{spec.obs_horizon}, action {spec.act_size} with "
+                                  f"{len(active)} modelled dimensions)")
         self.model, self.spec, self.obs_norm, self.act_norm = model.eval(), spec, obs_norm, act_norm
+        self.active, self.fill = active, fill
         self._history: deque = deque(maxlen=spec.obs_horizon)
 
     @property
@@ -145,7 +156,8 @@ class Policy:
         x = self.obs_norm.normalize(np.concatenate(self._history))
         with torch.no_grad():
             y = self.model.predict(torch.as_tensor(x, dtype=torch.float32)[None], **kwargs)[0].double().numpy()
-        actions = self.act_norm.unnormalize(np.clip(y, -1.0, 1.0))
+        actions = np.tile(self.fill, (len(y), 1))
+        actions[:, self.active] = self.act_norm.unnormalize(np.clip(y, -1.0, 1.0))
         if not np.all(np.isfinite(actions)):
             raise FloatingPointError("the policy produced non-finite actions")
         return Chunk(times=self.spec.dt * np.arange(self.spec.horizon), actions=actions)
@@ -159,6 +171,8 @@ class Policy:
         tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
         tensors.update(self.obs_norm.tensors("norm.obs"))
         tensors.update(self.act_norm.tensors("norm.action"))
+        tensors["action.active"] = torch.as_tensor(self.active, dtype=torch.int64)
+        tensors["action.fill"] = torch.as_tensor(self.fill, dtype=torch.float64)
         tensors.update(extra_tensors or {})
         meta = {"format": str(FORMAT_VERSION), "kind": self.model.kind,
                 "model_config": json.dumps(self.model.config()), "spec": json.dumps(self.spec.__dict__)}
@@ -219,6 +233,8 @@ def load_policy(path: str | Path, expect_obs_size: int | None = None, expect_act
         act_norm = Normalizer(tensors["norm.action.low"].numpy(), tensors["norm.action.high"].numpy())
     except KeyError as e:
         raise CheckpointError(f"{path}: normalization statistics missing ({e})") from e
-    if obs_norm.low.size != spec.obs_size * spec.obs_horizon or act_norm.low.size != spec.act_size:
+    active = tensors["action.active"].numpy() if "action.active" in tensors else None
+    fill = tensors["action.fill"].numpy() if "action.fill" in tensors else None
+    if obs_norm.low.size != spec.obs_size * spec.obs_horizon or act_norm.low.size != model.act_dim:
         raise CheckpointError(f"{path}: normalization statistics do not match the spec sizes")
-    return Policy(model, spec, obs_norm, act_norm)
+    return Policy(model, spec, obs_norm, act_norm, active, fill)

@@ -53,12 +53,19 @@ class TaskAdapter:
         pass
 
 
-class RobotCtrlTask(TaskAdapter):
-    """A robot_ctrl task (robot_ctrl.tasks)."""
+# Demonstrations and evaluations run with the safety filter between the controller and the
+# simulator, as the ROS graph does (it limits accelerations, keeps the hand off the table), so
+# the data, the Gymnasium evaluation and the graph see the same closed loop.
+DEFAULT_SAFETY = "panda_tasks"
 
-    def __init__(self, gym_id: str, **kwargs):
+
+class RobotCtrlTask(TaskAdapter):
+    """A robot_ctrl task (robot_ctrl.tasks). `safety`: the safety-filter config in the loop
+    (default panda_tasks; None or "" for none)."""
+
+    def __init__(self, gym_id: str, safety: str | None = DEFAULT_SAFETY, **kwargs):
         self.name = gym_id
-        self.env = gym.make(gym_id, **kwargs).unwrapped
+        self.env = gym.make(gym_id, safety=safety or None, **kwargs).unwrapped
         self.default_noise = float(self.env.expert_noise)
         self.obs_size = int(self.env.observation_space.shape[0])
         self.act_size = int(self.env.action_space.shape[0])
@@ -78,12 +85,11 @@ class RobotCtrlTask(TaskAdapter):
 
 def make_task(name: str, **kwargs) -> TaskAdapter:
     """The adapter for a task name (see the module doc)."""
-    from robot_ctrl.tasks import TASKS
-
     if name.startswith("metaworld:"):
         from robot_ctrl.learning.metaworld_env import MetaWorldTask
 
         return MetaWorldTask(name.split(":", 1)[1], **kwargs)
+    from robot_ctrl.tasks import TASKS  # here: Meta-World's environment runs without the robot_ctrl simulator
     gym_id = TASKS.get(name, name)
     if gym_id not in TASKS.values():
         raise TaskError(f"unknown task '{name}' (robot_ctrl tasks: {', '.join(TASKS)}; "

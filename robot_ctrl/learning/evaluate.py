@@ -46,12 +46,12 @@ def rollout(policy: Policy, adapter, seed: int, action_steps: int, predict_kwarg
 
 def evaluate(policy: str | Path | Policy, task: str | None = None, episodes: int = 50, seed: int = 10_000,
              out: str | Path | None = None, action_steps: int | None = None, progress: bool = True,
-             predict_kwargs: dict | None = None, label: str | None = None) -> dict:
+             predict_kwargs: dict | None = None, label: str | None = None, task_kwargs: dict | None = None) -> dict:
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
     if isinstance(policy, Policy):
         task = task or policy.spec.task
-        adapter = make_task(task)
+        adapter = make_task(task, **(task_kwargs or {}))
         ckpt = None
     else:
         ckpt = str(policy)
@@ -59,7 +59,7 @@ def evaluate(policy: str | Path | Policy, task: str | None = None, episodes: int
 
         meta, _ = read_checkpoint(policy)
         task = task or json.loads(meta.get("spec", "{}")).get("task")
-        adapter = make_task(task)
+        adapter = make_task(task, **(task_kwargs or {}))
         policy = load_policy(policy, expect_obs_size=adapter.obs_size, expect_act_size=adapter.act_size)
     k = int(action_steps or policy.spec.action_steps)
     if not 1 <= k <= policy.spec.horizon:

@@ -26,6 +26,9 @@ from robot_ctrl.learning.base import MODELS, Normalizer, Policy, PolicySpec
 from robot_ctrl.learning.dataset import Dataset, load_dataset
 
 
+CONSTANT_SPAN = 1e-6  # an action dimension whose range in the data is below this is a constant
+
+
 @dataclass
 class TrainConfig:
     policy: str = "carp"
@@ -56,16 +59,22 @@ def build_policy(ds: Dataset, cfg: TrainConfig) -> Policy:
     if cfg.action_steps < 1 or cfg.action_steps > cfg.horizon:
         raise ValueError(f"action_steps must be in [1, horizon={cfg.horizon}], got {cfg.action_steps}")
     obs_norm = Normalizer(np.tile(ds.stats["obs"]["min"], cfg.obs_horizon), np.tile(ds.stats["obs"]["max"], cfg.obs_horizon))
-    act_norm = Normalizer(ds.stats["action"]["min"], ds.stats["action"]["max"])
-    model = MODELS[cfg.policy](cfg.obs_horizon * ds.obs_size, ds.act_size, cfg.horizon, **cfg.model)
+    lo, hi = ds.stats["action"]["min"], ds.stats["action"]["max"]
+    active = np.flatnonzero(hi - lo > CONSTANT_SPAN)  # constant dimensions are filled in, not modelled
+    if len(active) == 0:
+        raise ValueError(f"{ds.path}: every action dimension is constant; there is nothing to learn")
+    act_norm = Normalizer(lo[active], hi[active])
+    model = MODELS[cfg.policy](cfg.obs_horizon * ds.obs_size, len(active), cfg.horizon, **cfg.model)
     spec = PolicySpec(task=ds.task, obs_size=ds.obs_size, act_size=ds.act_size, obs_horizon=cfg.obs_horizon,
                       horizon=cfg.horizon, action_steps=cfg.action_steps, dt=ds.dt,
                       extra={"dataset": str(ds.path), "episodes": ds.n_episodes, "train": asdict(cfg)})
-    return Policy(model, spec, obs_norm, act_norm)
+    return Policy(model, spec, obs_norm, act_norm, active, 0.5 * (lo + hi))
 
 
 def train(dataset: str | Path | Dataset, out: str | Path, cfg: TrainConfig | None = None, resume: bool = False,
-          progress: bool = True, log_every: int = 50) -> dict:
+          progress: bool = True, log_every: int = 50, stop_after: int | None = None) -> dict:
+    """Train (see the module doc). `stop_after`: stop after that many optimizer steps in this
+    call, with a resumable checkpoint written (time-boxed training; `resume=True` goes on)."""
     cfg = cfg or TrainConfig()
     torch.set_num_threads(max(1, int(cfg.threads)))
     ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
@@ -81,7 +90,7 @@ def train(dataset: str | Path | Dataset, out: str | Path, cfg: TrainConfig | Non
 
     obs_w, act_w = ds.windows(cfg.horizon, cfg.obs_horizon)
     X = torch.as_tensor(policy.obs_norm.normalize(obs_w), dtype=torch.float32)
-    Y = torch.as_tensor(policy.act_norm.normalize(act_w), dtype=torch.float32)
+    Y = torch.as_tensor(policy.act_norm.normalize(act_w[..., policy.active]), dtype=torch.float32)
     n = len(X)
 
     stages = list(model.stages)
@@ -105,9 +114,11 @@ def train(dataset: str | Path | Dataset, out: str | Path, cfg: TrainConfig | Non
                     "opt": opt.state_dict() if opt is not None else None, "log": log, "rng": rng.bit_generator.state,
                     "torch_rng": torch.get_rng_state(), "config": asdict(cfg)}, tmp)
         tmp.replace(state_path)
-        Policy(ema, policy.spec, policy.obs_norm, policy.act_norm).save(out / "policy.safetensors")
+        Policy(ema, policy.spec, policy.obs_norm, policy.act_norm, policy.active, policy.fill).save(
+            out / "policy.safetensors")
 
     t0 = time.perf_counter()
+    done_here, skipped = 0, 0
     for si in range(stage_i, len(stages)):
         stage = stages[si]
         total = int(cfg.steps[stage])
@@ -134,7 +145,12 @@ def train(dataset: str | Path | Dataset, out: str | Path, cfg: TrainConfig | Non
                 raise FloatingPointError(f"{stage} loss became {loss.item()} at step {k}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            gnorm = torch.nn.utils.clip_grad_norm_(params, 1.0)
+            if not torch.isfinite(gnorm):  # one bad batch must not poison the optimizer state
+                skipped += 1
+                if skipped > max(10, total // 20):
+                    raise FloatingPointError(f"{stage}: non-finite gradients in {skipped} steps")
+                continue
             opt.step()
             with torch.no_grad():
                 d = cfg.ema if k >= cfg.warmup else 0.0
@@ -148,6 +164,15 @@ def train(dataset: str | Path | Dataset, out: str | Path, cfg: TrainConfig | Non
                     bar.set_postfix(loss=f"{loss.item():.4f}")
             if bar:
                 bar.update(1)
+            done_here += 1
+            if stop_after is not None and done_here >= stop_after and (k + 1 < total or si + 1 < len(stages)):
+                if k + 1 < total:
+                    save_state(si, k + 1, opt)
+                else:
+                    save_state(si + 1, 0, None)
+                if bar:
+                    bar.close()
+                return {"stopped": True, "stage": stage, "step": k + 1, "checkpoint": str(out / "policy.safetensors")}
             if (k + 1) % cfg.ckpt_every == 0 and k + 1 < total:
                 save_state(si, k + 1, opt)
         if bar:
@@ -155,14 +180,14 @@ def train(dataset: str | Path | Dataset, out: str | Path, cfg: TrainConfig | Non
         if si + 1 < len(stages):
             save_state(si + 1, 0, None)
         opt_state = None
-    final = Policy(ema, policy.spec, policy.obs_norm, policy.act_norm)
+    final = Policy(ema, policy.spec, policy.obs_norm, policy.act_norm, policy.active, policy.fill)
     final.save(out / "policy.safetensors")
     torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "stage_i": len(stages), "step": 0,
                 "opt": None, "log": log, "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
                 "config": asdict(cfg)}, state_path)
     summary = {"policy": cfg.policy, "task": ds.task, "episodes": ds.n_episodes, "samples": n,
                "parameters": sum(p.numel() for p in model.parameters()),
-               "seconds": time.perf_counter() - t0,
+               "seconds": time.perf_counter() - t0, "skipped_steps": skipped,
                "final_loss": {s: (log[s][-1]["loss"] if log[s] else None) for s in stages},
                "first_loss": {s: (log[s][0]["loss"] if log[s] else None) for s in stages},
                "checkpoint": str(out / "policy.safetensors")}

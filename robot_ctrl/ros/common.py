@@ -18,6 +18,9 @@ TRAJECTORY_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
                             durability=DurabilityPolicy.VOLATILE)
 # /clock: only the newest matters (ROS convention: depth 1).
 CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+# the task goal: latched (transient local, depth 1) so a node that starts late still gets it
+GOAL_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                      history=HistoryPolicy.KEEP_LAST)
 
 _TYPES = {
     bool: ParameterType.PARAMETER_BOOL,

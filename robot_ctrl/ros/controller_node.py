@@ -2,6 +2,12 @@
 
 Subscribes  /joint_states                  sensor_msgs/JointState (mapped by joint name)
             ~/joint_trajectory             trajectory_msgs/JointTrajectory (chunks, time_from_start)
+            ~/cartesian_trajectory         trajectory_msgs/MultiDOFJointTrajectory: end-effector chunks.
+                                           joint_names [<ee_frame>, "gripper"]; per point the hand pose
+                                           (world frame) and the gripper command in translation.x
+                                           (-1 closed .. +1 open). Turned into joint targets by
+                                           differential IK (control.cartesian.ik_chunk), then
+                                           executed like a joint chunk.
 Publishes   /<controller_name>/commands    std_msgs/Float64MultiArray, one per joint state
             ~/reference                    sensor_msgs/JointState: reference q, v and the command
             /diagnostics                   diagnostic_msgs/DiagnosticArray (1 Hz)
@@ -18,9 +24,10 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
-from trajectory_msgs.msg import JointTrajectory
+from trajectory_msgs.msg import JointTrajectory, MultiDOFJointTrajectory
 
 from robot_ctrl.control import OUTPUT_MODES, JointController, TrajectoryError
+from robot_ctrl.control.cartesian import DiffIK, ik_chunk
 from robot_ctrl.model import RobotModel
 from robot_ctrl.ros.common import (
     COMMAND_QOS,
@@ -62,6 +69,41 @@ def trajectory_arrays(msg: JointTrajectory):
     return times, positions, velocities
 
 
+def cartesian_arrays(msg: MultiDOFJointTrajectory, ee_frame: str):
+    """(times, positions (K,3), rotations (K,3,3), grippers (K,)) from an end-effector chunk."""
+    import pinocchio as pin
+
+    names = list(msg.joint_names)
+    if not names or names[0] != ee_frame:
+        raise TrajectoryError(f"joint_names must start with the end-effector frame '{ee_frame}', got {names}")
+    if len(names) > 2 or (len(names) == 2 and names[1] != "gripper"):
+        raise TrajectoryError(f"joint_names must be ['{ee_frame}'] or ['{ee_frame}', 'gripper'], got {names}")
+    if not msg.points:
+        raise TrajectoryError("chunk has no points")
+    K = len(msg.points)
+    times = np.array([p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points])
+    P, R, G = np.empty((K, 3)), np.empty((K, 3, 3)), np.ones(K)
+    for k, pt in enumerate(msg.points):
+        if len(pt.transforms) != len(names):
+            raise TrajectoryError(f"point {k} has {len(pt.transforms)} transforms for {len(names)} joints")
+        tr = pt.transforms[0]
+        P[k] = (tr.translation.x, tr.translation.y, tr.translation.z)
+        quat = np.array([tr.rotation.w, tr.rotation.x, tr.rotation.y, tr.rotation.z])
+        if not (np.all(np.isfinite(P[k])) and np.all(np.isfinite(quat))):
+            raise TrajectoryError(f"point {k} has NaN or Inf")
+        norm = np.linalg.norm(quat)
+        if abs(norm - 1.0) > 1e-3:
+            raise TrajectoryError(f"point {k}: rotation is not a unit quaternion (norm {norm:.4f})")
+        R[k] = pin.Quaternion(*(quat / norm)).toRotationMatrix()
+        if len(names) == 2:
+            G[k] = pt.transforms[1].translation.x
+            if not np.isfinite(G[k]):
+                raise TrajectoryError(f"point {k}: gripper command is not finite")
+    if np.any(times <= 0) or np.any(np.diff(times) <= 0):
+        raise TrajectoryError("time_from_start must be positive and strictly increasing")
+    return times, P, R, G
+
+
 class ControllerNode(Node):
     def __init__(self, **kwargs):
         super().__init__("controller", **kwargs)
@@ -73,6 +115,8 @@ class ControllerNode(Node):
                 raise ParameterError(f"parameter '{key}' has {len(p[key])} values; {robot.name} has {robot.n} joints")
         self.ctrl = JointController(robot, p["command_mode"], kp=p["kp"] or None, kd=p["kd"] or None)
         self.order = JointOrder(robot.joint_names)
+        self.robot = robot
+        self.ik = DiffIK(robot)
         self.t_now: float | None = None
         self.q = self.v = None
         self.rejected_states = 0
@@ -89,6 +133,8 @@ class ControllerNode(Node):
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(JointState, "/joint_states", self._on_state, STATE_QOS)
         self.create_subscription(JointTrajectory, "~/joint_trajectory", self._on_trajectory, TRAJECTORY_QOS)
+        self.create_subscription(MultiDOFJointTrajectory, "~/cartesian_trajectory", self._on_cartesian,
+                                 TRAJECTORY_QOS)
         self.create_timer(1.0, self._publish_diagnostics)
         self.get_logger().info(f"{robot.name}: {p['command_mode']} commands on {topic}")
 
@@ -130,6 +176,26 @@ class ControllerNode(Node):
             return
         self.accepted_trajectories += 1
         self.get_logger().debug(f"accepted trajectory with {kept} points")
+
+    def _on_cartesian(self, msg: MultiDOFJointTrajectory) -> None:
+        try:
+            if self.t_now is None or not self.ctrl.started:
+                raise TrajectoryError("no joint state received yet")
+            times, P, R, G = cartesian_arrays(msg, self.robot.cfg.ee_frame)
+            stamp = stamp_to_sec(msg.header.stamp)
+            t0 = stamp if stamp > 0 else self.t_now
+            # IK from the reference where the chunk starts (its knot, when it arrives in time)
+            q_start, v_start, _ = (x.copy() for x in self.ctrl.executor.sample(max(t0, self.t_now)))
+            Q, V = ik_chunk(self.ik, q_start, np.diff(np.concatenate(([0.0], times))), P, R, G, self.robot.v_max,
+                            v_start=v_start)
+            kept = self.ctrl.executor.set_chunk(self.t_now, times, Q, V, t_start=t0)
+        except (TrajectoryError, ValueError) as exc:
+            self.rejected_trajectories += 1
+            self.get_logger().error(f"rejected Cartesian trajectory, holding the last good reference: {exc}",
+                                    throttle_duration_sec=1.0)
+            return
+        self.accepted_trajectories += 1
+        self.get_logger().debug(f"accepted Cartesian trajectory with {kept} points")
 
     def _publish_diagnostics(self) -> None:
         err = float(np.linalg.norm(self.ctrl.error))

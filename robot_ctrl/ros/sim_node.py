@@ -6,10 +6,19 @@ Publishes   /joint_states                 sensor_msgs/JointState, stamped in sim
             /diagnostics                  diagnostic_msgs/DiagnosticArray (1 Hz)
 Service     ~/reset                       std_srvs/Trigger
 
+With `task` set (reach, push, pick_place, peg_in_hole) the world is that task's (scene, objects,
+randomized reset from `task_seed`, then the next seed on every ~/reset), and it also publishes
+            /objects/<body>/pose          geometry_msgs/PoseStamped (world frame), the stand-in for
+                                          perception, at object_rate_hz (sim time)
+            /task/goal                    std_msgs/Float64MultiArray, latched: the goal vector
+            /task/success                 std_msgs/Bool, the task's own success test, with the poses
+
 timing_mode:
 - lockstep: each command received advances one control period, then the new state is
   published. Deterministic; runs as fast as the loop turns. Until the first command (or when
-  no command arrives for lockstep_republish_s) the current state is re-published.
+  no command arrives for lockstep_republish_s) the current state is re-published. With
+  lockstep_gate, a command that would step past /policy/ready_until waits until the policy
+  node has published the chunk for that time (then the episode matches the Gymnasium one).
 - realtime: a thread steps one control period per tick of the wall clock and applies the
   latest command (zero-order hold); a tick with no new command counts as missed.
 """
@@ -22,13 +31,15 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
+from geometry_msgs.msg import PoseStamped
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Bool, Float64, Float64MultiArray
 from std_srvs.srv import Trigger
 
 from robot_ctrl.model import RobotModel
-from robot_ctrl.ros.common import CLOCK_QOS, COMMAND_QOS, STATE_QOS, Param, declare_parameters, sec_to_stamp
+from robot_ctrl.ros.common import (CLOCK_QOS, COMMAND_QOS, GOAL_QOS, STATE_QOS, Param, declare_parameters,
+                                   sec_to_stamp)
 from robot_ctrl.sim import COMMAND_MODES, CommandError, Simulator
 from robot_ctrl.sim.pacing import LoopStats, Pacer
 
@@ -45,7 +56,22 @@ PARAMS = {
     "publish_clock": Param(True, "Publish /clock in sim time (for use_sim_time)."),
     "lockstep_republish_s": Param(0.1, "Lockstep: re-publish the state after this long (wall) without a command.",
                                   positive=True),
+    "lockstep_gate": Param(False, "Lockstep: never step past /policy/ready_until (the sim time the policy's "
+                                  "chunks cover), so the policy is in step with the simulation."),
+    "task": Param("", "Task world (reach, push, pick_place, peg_in_hole); empty: just the scene."),
+    "task_seed": Param(0, "Seed of the first task reset; each ~/reset uses the next one."),
+    "object_rate_hz": Param(50.0, "Task: object poses, goal and success published per simulated second.",
+                            positive=True),
 }
+
+
+def _pose_msg(msg: PoseStamped, p, R) -> None:
+    import pinocchio as pin
+
+    q = pin.Quaternion(np.asarray(R, dtype=float))
+    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(x) for x in p)
+    msg.pose.orientation.x, msg.pose.orientation.y = float(q.x), float(q.y)
+    msg.pose.orientation.z, msg.pose.orientation.w = float(q.z), float(q.w)
 
 
 class SimNode(Node):
@@ -54,8 +80,12 @@ class SimNode(Node):
         p = declare_parameters(self, PARAMS)
         self.params = p
         robot = RobotModel.load(p["robot"])
-        self.sim = Simulator(robot, scene=p["scene"], command_mode=p["command_mode"],
-                             control_dt=1.0 / p["control_rate_hz"], physics_dt=1.0 / p["physics_rate_hz"])
+        self.task = None
+        if p["task"]:
+            self._make_task(p)
+        else:
+            self.sim = Simulator(robot, scene=p["scene"], command_mode=p["command_mode"],
+                                 control_dt=1.0 / p["control_rate_hz"], physics_dt=1.0 / p["physics_rate_hz"])
         self.lockstep = p["timing_mode"] == "lockstep"
         self.lock = threading.Lock()
         self.stats = LoopStats()
@@ -74,6 +104,20 @@ class SimNode(Node):
         topic = f"/{p['controller_name'].strip('/')}/commands"
         self.create_subscription(Float64MultiArray, topic, self._on_command, COMMAND_QOS)
         self.create_service(Trigger, "~/reset", self._on_reset)
+        self._ready_until = -np.inf
+        self.gated = 0
+        if self.lockstep and p["lockstep_gate"]:
+            self.create_subscription(Float64, "/policy/ready_until", self._on_ready, STATE_QOS)
+        if self.task is not None:
+            self._obj_pubs = {b: self.create_publisher(PoseStamped, f"/objects/{b}/pose", STATE_QOS)
+                              for b in self.task.objects}
+            self._obj_msgs = {b: PoseStamped() for b in self.task.objects}
+            for m in self._obj_msgs.values():
+                m.header.frame_id = "world"
+            self.goal_pub = self.create_publisher(Float64MultiArray, "/task/goal", GOAL_QOS)
+            self.success_pub = self.create_publisher(Bool, "/task/success", STATE_QOS)
+            self._obj_every = max(1, int(round(p["control_rate_hz"] / p["object_rate_hz"])))
+            self.goal_pub.publish(Float64MultiArray(data=self.task.goal().tolist()))
         self.create_timer(1.0, self._publish_diagnostics)
         self.get_logger().info(
             f"{robot.name} in '{p['scene']}', {p['command_mode']} commands on {topic}, "
@@ -88,6 +132,32 @@ class SimNode(Node):
             self._thread = threading.Thread(target=self._realtime_loop, name="sim_realtime", daemon=True)
             self._thread.start()
 
+    def _make_task(self, p) -> None:
+        import gymnasium as gym
+
+        from robot_ctrl.tasks import TASKS
+
+        if p["task"] not in TASKS:
+            raise ValueError(f"unknown task '{p['task']}' (tasks: {', '.join(TASKS)})")
+        if p["command_mode"] != "effort":
+            raise ValueError(f"task worlds take effort commands, not {p['command_mode']}")
+        if p["robot"] != "panda":
+            raise ValueError(f"the tasks are built for the panda, not {p['robot']}")
+        self.task = gym.make(TASKS[p["task"]], control_dt=1.0 / p["control_rate_hz"]).unwrapped
+        self.sim = self.task.sim
+        self.episode = 0
+        self.task.reset(seed=int(p["task_seed"]))
+
+    def _publish_task(self) -> None:
+        if not rclpy.ok():  # shutting down: the publishers' context is gone
+            return
+        stamp = self._js.header.stamp
+        for b, msg in self._obj_msgs.items():
+            msg.header.stamp = stamp
+            _pose_msg(msg, *self.task.object_pose(b))
+            self._obj_pubs[b].publish(msg)
+        self.success_pub.publish(Bool(data=bool(self.task._success())))
+
     # -- publishing ----------------------------------------------------------------------
     def _publish_state(self) -> None:
         sim = self.sim
@@ -97,6 +167,8 @@ class SimNode(Node):
         js.velocity = sim.v.tolist()
         js.effort = sim.effort.tolist()
         self.stats.mark_published()
+        if self.task is not None and sim.steps % self._obj_every == 0:
+            self._publish_task()  # before the state: a node acting on the state has fresh poses
         self.state_pub.publish(js)
         if self.clock_pub is not None:
             self._clock_msg.clock = js.header.stamp
@@ -115,12 +187,27 @@ class SimNode(Node):
         self._last_cmd_wall = time.perf_counter()
         if self.lockstep:
             with self.lock:
+                if self.params["lockstep_gate"] and self.sim.time + 0.5 * self.sim.control_dt > self._ready_until:
+                    self._pending = u  # the policy has not covered the next period yet
+                    self.gated += 1
+                    return
                 self.sim.data.ctrl[:] = u
                 self.sim.step()
                 self._publish_state()
         else:
             with self.lock:
                 self._pending = u
+
+    def _on_ready(self, msg: Float64) -> None:
+        with self.lock:
+            if not np.isfinite(msg.data):
+                return
+            self._ready_until = float(msg.data)
+            if self._pending is not None and self.sim.time + 0.5 * self.sim.control_dt <= self._ready_until:
+                self.sim.data.ctrl[:] = self._pending
+                self._pending = None
+                self.sim.step()
+                self._publish_state()
 
     def _lockstep_idle(self) -> None:
         now = time.perf_counter()
@@ -145,11 +232,18 @@ class SimNode(Node):
 
     def _on_reset(self, request, response):
         with self.lock:
-            self.sim.reset()
+            if self.task is not None:
+                self.episode += 1
+                self.task.reset(seed=int(self.params["task_seed"]) + self.episode)
+                self.goal_pub.publish(Float64MultiArray(data=self.task.goal().tolist()))
+            else:
+                self.sim.reset()
             self._pending = None
+            self._ready_until = -np.inf
             self._publish_state()
         response.success = True
-        response.message = f"reset to home at sim time {self.sim.time:.3f}"
+        response.message = (f"reset to home at sim time {self.sim.time:.3f}" if self.task is None else
+                            f"task {self.params['task']} reset with seed {int(self.params['task_seed']) + self.episode}")
         self.get_logger().info(response.message)
         return response
 
@@ -166,6 +260,7 @@ class SimNode(Node):
             "commands": str(self.stats.commands),
             "rejected_commands": str(self.sim.rejected),
             "missed_periods": str(self.stats.missed),
+            "gated_commands": str(self.gated),
         }
         st.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         arr = DiagnosticArray(status=[st])

@@ -5,7 +5,8 @@
 
 Keys: robot, weights, brake_deceleration, constraints: {name: params} with names from
 `CONSTRAINTS` (joint_position, joint_velocity, effort, acceleration, workspace, collision, ssm).
-`include: other.yaml` merges another file first (keys here win; constraints merge by name).
+`include: other.yaml` merges another file first: keys here win, mappings merge key by key,
+and inside a constraint a null removes a key of the included file.
 """
 from __future__ import annotations
 
@@ -72,8 +73,23 @@ def _read(path: Path, seen: tuple = ()) -> dict:
         raise SafetyConfigError(f"{path}: included file not found: {inc_path}")
     base = _read(inc_path, seen + (path.resolve(),))
     merged = {**base, **raw}
-    merged["constraints"] = {**(base.get("constraints") or {}), **(raw.get("constraints") or {})}
+    merged["constraints"] = _merge(base.get("constraints") or {}, raw.get("constraints") or {}, 0)
     return merged
+
+
+def _merge(base: dict, over: dict, depth: int) -> dict:
+    """`over` on top of `base`: mappings merge key by key, other values replace. Inside a
+    constraint (depth ≥ 1) a null removes the key (e.g. a world object of the included file);
+    a constraint itself given as null stays enabled with its defaults."""
+    out = dict(base)
+    for k, v in over.items():
+        if v is None and depth >= 1:
+            out.pop(k, None)
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v, depth + 1)
+        else:
+            out[k] = v
+    return out
 
 
 def load_safety_config(name_or_path: str) -> SafetyConfig:

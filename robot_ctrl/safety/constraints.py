@@ -290,7 +290,8 @@ class CollisionDistance(Constraint):
     links: {link: shape}; world: {name: object}; env_links: links checked against every world
     object; self_pairs: [[link, link]]; pairs: extra [[link, other]]. A pair may carry its own
     clearance as a third entry ([link, other, metres]); the others use d_min. A world object may
-    list the links checked against it (`links: [...]`, default env_links).
+    list the links checked against it (`links: [...]`, default env_links) and its own clearance
+    (`clearance: metres`, default d_min).
     """
 
     name = "collision"
@@ -303,8 +304,12 @@ class CollisionDistance(Constraint):
         world = {name: dict(spec) if isinstance(spec, dict) else spec for name, spec in (world or {}).items()}
         env_links = list(links) if env_links is None else list(env_links)
         # a world object may name the links checked against it (`links:`); default env_links
-        all_pairs = [(lk, w) for w, spec in world.items()
-                     for lk in ((spec.pop("links", None) if isinstance(spec, dict) else None) or env_links)]
+        # and its own clearance (`clearance:`, default d_min)
+        all_pairs = []
+        for w, spec in world.items():
+            own = spec.pop("links", None) if isinstance(spec, dict) else None
+            gap = spec.pop("clearance", None) if isinstance(spec, dict) else None
+            all_pairs += [(lk, w) if gap is None else (lk, w, float(gap)) for lk in (own or env_links)]
         all_pairs += [tuple(p) for p in (self_pairs or [])] + [tuple(p) for p in (pairs or [])]
         self.set = DistanceSet(robot, links, world, all_pairs)
         self.d_min, self.alpha, self.a_brake, self.name = float(d_min), float(alpha), float(a_brake), name

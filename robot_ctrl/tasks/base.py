@@ -11,8 +11,13 @@ Every task shares the action and the robot part of the observation:
   6-D rotation (6), gripper opening (1, the mean finger position), then the task's own part
   (targets, object poses).
 
-A task subclass sets `task_obs_size` and implements `_reset_task(rng)`, `_task_obs()`,
-`_success()` and `_dense_reward()`, and a scripted `expert(env, noise)`.
+The task part is the pose (position + 6-D rotation) of each body in `objects`, then the goal
+vector (`goal()`, `goal_size` numbers). `build_observation` assembles the whole vector from
+joint states, object poses and the goal alone, so the ROS policy node (joint states, object
+PoseStamped topics, the goal topic) builds exactly what the environment does.
+
+A task subclass sets `objects` and `goal_size` and implements `_reset_task(rng)`, `goal()`,
+`_success()`, `_dense_reward()` and a scripted `expert(noise)`.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from robot_ctrl.control.cartesian import DiffIK, matrix_from_rot6d, rot6d_from_matrix
+from robot_ctrl.control.cartesian import DiffIK, ik_chunk, matrix_from_rot6d, rot6d_from_matrix
 from robot_ctrl.control.computed_torque import JointController
 from robot_ctrl.model.robot import RobotModel
 from robot_ctrl.sim import Simulator
@@ -33,35 +38,58 @@ def yaw_quat(yaw: float) -> np.ndarray:
     return np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
 
 
+def build_observation(ik: DiffIK, q, v, object_poses, goal) -> np.ndarray:
+    """The observation vector (see the module doc) from joint positions and velocities, a list
+    of (position, rotation matrix) per task object, and the goal vector."""
+    q = np.asarray(q, dtype=float)
+    p, R = ik.ee_pose(q)
+    grip = np.array([q[ik.gripper].mean()]) if len(ik.gripper) else np.zeros(1)
+    parts = [q, np.asarray(v, dtype=float), p, rot6d_from_matrix(R), grip]
+    parts += [np.concatenate([op, rot6d_from_matrix(oR)]) for op, oR in object_poses]
+    parts.append(np.asarray(goal, dtype=float).reshape(-1))
+    return np.concatenate(parts).astype(np.float32)
+
+
 class TaskEnv(gym.Env):
     metadata = {"render_modes": []}
-    task_obs_size = 0
+    objects: tuple[str, ...] = ()
+    goal_size = 0
     expert_noise = 0.0
     scene = "table"
 
     def __init__(self, robot: str = "panda", policy_dt: float = 0.1, horizon: int = 60, control_dt: float = 0.002,
-                 reward: str = "dense"):
+                 reward: str = "dense", safety: str | None = None):
         if reward not in ("dense", "sparse"):
             raise ValueError(f"reward must be 'dense' or 'sparse', got '{reward}'")
         self.robot = RobotModel.load(robot)
         self.sim = Simulator(self.robot, scene=self.scene, command_mode="effort", control_dt=control_dt)
         self.ctrl = JointController(self.robot, "effort")
         self.ik = DiffIK(self.robot)
+        # optional: the safety filter between the controller and the simulator, as in the graph
+        self.safety = None
+        self.safety_binding: dict[str, int] = {}
+        if safety:
+            from robot_ctrl.safety.config import build_filter
+
+            self.safety = build_filter(self.robot, safety, "effort", dt=control_dt)
         self.policy_dt, self.horizon, self.reward_kind = float(policy_dt), int(horizon), reward
         self.periods = int(round(policy_dt / control_dt))
         n = self.robot.n
+        self.task_obs_size = 9 * len(self.objects) + self.goal_size
         self.obs_size = 2 * n + 10 + self.task_obs_size
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (self.obs_size,), np.float32)
         low = np.array([-2.0] * 3 + [-1.0] * 6 + [-1.0], np.float32)
         self.action_space = gym.spaces.Box(low, -low, (ACTION_SIZE,), np.float32)
         self.steps = 0
         self.q_ref = self.robot.home.copy()
+        self.v_ref = np.zeros(self.robot.n)
 
     # -- to implement ------------------------------------------------------------------------
     def _reset_task(self, rng: np.random.Generator) -> None:
         raise NotImplementedError
 
-    def _task_obs(self) -> np.ndarray:
+    def goal(self) -> np.ndarray:
+        """The task's goal vector (part of the observation; published on /task/goal in ROS)."""
         return np.zeros(0)
 
     def _success(self) -> bool:
@@ -104,7 +132,12 @@ class TaskEnv(gym.Env):
         hand = self.ee()[0]
         d = np.asarray(goal, float) - hand
         n = float(np.linalg.norm(d))
-        return hand + d * min(1.0, max_dist / max(n, 1e-12))
+        d = d * min(1.0, max_dist / max(n, 1e-12))
+        # and slowing down on the way down to the table, as a person would (and as the safety
+        # filter's braking barriers at the table require): a descent step at most 30 % of the height
+        if d[2] < 0:
+            d[2] = max(d[2], -max(0.008, 0.3 * hand[2]))
+        return hand + d
 
     def action(self, p, g: float, R=None) -> np.ndarray:
         """The 10-D action for a hand position, gripper command and rotation (default: home)."""
@@ -116,16 +149,17 @@ class TaskEnv(gym.Env):
         return self.ik.ee_pose(self.sim.q)
 
     def _obs(self) -> np.ndarray:
-        q, v = self.sim.q, self.sim.v
-        p, R = self.ee()
-        grip = np.array([q[self.ik.gripper].mean()]) if len(self.ik.gripper) else np.zeros(1)
-        return np.concatenate([q, v, p, rot6d_from_matrix(R), grip, self._task_obs()]).astype(np.float32)
+        return build_observation(self.ik, self.sim.q, self.sim.v, [self.object_pose(b) for b in self.objects],
+                                 self.goal())
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         self.sim.reset()
         self.ctrl = JointController(self.robot, "effort")
         self.q_ref = self.robot.home.copy()
+        self.v_ref = np.zeros(self.robot.n)
+        if self.safety is not None:
+            self.safety.reset()
         self._reset_task(self.np_random)
         self.steps = 0
         return self._obs(), {"success": False}
@@ -136,18 +170,28 @@ class TaskEnv(gym.Env):
             raise ValueError(f"action must be {ACTION_SIZE} finite numbers (position 3, 6-D rotation 6, "
                              f"gripper 1), got shape {a.shape}")
         R_t = matrix_from_rot6d(a[3:9])
-        # joint target: IK from the current reference, at most half the velocity limit per step
-        max_step = 0.5 * np.where(np.isfinite(self.robot.v_max), self.robot.v_max, 1.0) * self.policy_dt
-        q_goal = self.ik.solve(self.q_ref, a[:3], R_t, max_step=max_step)
-        q_goal[self.ik.gripper] = self.ik.gripper_positions(a[9])
+        # joint target by IK from the current reference, at most half the velocity limit per
+        # step, reached along a cubic Hermite piece that arrives with the segment's mean
+        # velocity: consecutive steps join with C1 continuity, the same pieces the controller
+        # node builds from a whole chunk (robot_ctrl.control.cartesian.ik_chunk)
+        Q, V = ik_chunk(self.ik, self.q_ref, [self.policy_dt], [a[:3]], [R_t], [a[9]], self.robot.v_max,
+                        v_start=self.v_ref)
+        q_goal = Q[0]
         t0 = self.sim.time
         if not self.ctrl.started:
             self.ctrl.update(t0, self.sim.q, self.sim.v)
-        self.ctrl.executor.set_chunk(t0, [self.policy_dt], q_goal[None, :])
+        self.ctrl.executor.set_chunk(t0, [self.policy_dt], Q, velocities=V)
         for _ in range(self.periods):
-            self.sim.set_command(self.ctrl.update(self.sim.time, self.sim.q, self.sim.v))
+            u = self.ctrl.update(self.sim.time, self.sim.q, self.sim.v)
+            if self.safety is not None:
+                out = self.safety.step(self.sim.q, self.sim.v, u)
+                u = out.u
+                if out.intervention > 1e-6:
+                    for name in out.binding:
+                        self.safety_binding[name] = self.safety_binding.get(name, 0) + 1
+            self.sim.set_command(u)
             self.sim.step()
-        self.q_ref = q_goal
+        self.q_ref, self.v_ref = q_goal, V[0]
         self.steps += 1
         success = bool(self._success())
         reward = float(success) if self.reward_kind == "sparse" else float(self._dense_reward())

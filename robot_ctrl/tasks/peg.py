@@ -20,12 +20,13 @@ DEPTH = 0.02          # insertion depth for success
 
 class PegInHoleEnv(TaskEnv):
     scene = "peg"
-    task_obs_size = 9 + 2
+    objects = ("peg",)
+    goal_size = 2
     expert_noise = 0.004  # default scripted-expert noise for demonstrations (m)
     tolerance = 0.003
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("horizon", 120)
+        kwargs.setdefault("horizon", 150)
         super().__init__(**kwargs)
         self.hole = np.zeros(2)
         self._hole_body = self.sim.model.body("hole").id
@@ -36,8 +37,8 @@ class PegInHoleEnv(TaskEnv):
         mujoco.mj_forward(self.sim.model, self.sim.data)
         self.set_object("peg", [*rng.uniform(PEG_LOW, PEG_HIGH), PEG_HALF])
 
-    def _task_obs(self):
-        return np.concatenate([self.object_obs("peg"), self.hole])
+    def goal(self):
+        return self.hole.copy()
 
     def peg_bottom(self) -> np.ndarray:
         p, R = self.object_pose("peg")

@@ -16,12 +16,13 @@ OPEN_WIDTH = 0.03     # finger position above which the gripper counts as open
 
 
 class PickPlaceEnv(TaskEnv):
-    task_obs_size = 9 + 2
+    objects = ("block",)
+    goal_size = 2
     expert_noise = 0.01  # default scripted-expert noise for demonstrations (m)
     tolerance = 0.02
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("horizon", 100)
+        kwargs.setdefault("horizon", 150)
         super().__init__(**kwargs)
         self.target = np.zeros(2)
         self._site = self.sim.model.site("target").id
@@ -31,15 +32,17 @@ class PickPlaceEnv(TaskEnv):
         self.target = rng.uniform(TARGET_LOW, TARGET_HIGH)
         self.sim.model.site_pos[self._site, :2] = self.target
 
-    def _task_obs(self):
-        return np.concatenate([self.object_obs("block"), self.target])
+    def goal(self):
+        return self.target.copy()
 
     def block_distance(self) -> float:
         return float(np.linalg.norm(self.object_pose("block")[0][:2] - self.target))
 
     def holding(self) -> bool:
         hand, block = self.ee()[0], self.object_pose("block")[0]
-        return bool(np.linalg.norm(hand - block) < 0.02 and self.gripper_opening() < HELD_WIDTH)
+        dz = hand[2] - block[2]  # a held block hangs up to a few cm below the hand centre
+        return bool(np.linalg.norm(hand[:2] - block[:2]) < 0.02 and -0.01 < dz < 0.035
+                    and self.gripper_opening() < HELD_WIDTH)
 
     def _success(self):
         block = self.object_pose("block")[0]
@@ -56,11 +59,11 @@ class PickPlaceEnv(TaskEnv):
         Each phase is chosen from the current state, so noise and slips are recovered from.
         `noise`: std (m) of Gaussian noise on the commanded position."""
         hand, block = self.ee()[0], self.object_pose("block")[0]
-        width = self.gripper_opening()
         near = np.linalg.norm(hand[:2] - block[:2])
         to_target = np.linalg.norm(block[:2] - self.target)
         if self.holding():
-            if np.linalg.norm(hand[:2] - self.target) < 0.015:
+            off = np.linalg.norm(hand[:2] - self.target)
+            if off < 0.015 or (off < 0.03 and block[2] < Z_CARRY - 0.03):  # (hysteresis: keep lowering)
                 if block[2] < HALF + 0.004 and to_target < self.tolerance:
                     p, g = [*hand[:2], hand[2]], 1.0                                # down: release
                 else:

@@ -14,12 +14,13 @@ Z_PUSH, Z_TRAVEL = 0.02, 0.09
 
 
 class PushEnv(TaskEnv):
-    task_obs_size = 9 + 2
+    objects = ("block",)
+    goal_size = 2
     expert_noise = 0.01  # default scripted-expert noise for demonstrations (m)
     tolerance = 0.03
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("horizon", 80)
+        kwargs.setdefault("horizon", 120)
         super().__init__(**kwargs)
         self.target = np.zeros(2)
         self._site = self.sim.model.site("target").id
@@ -29,8 +30,8 @@ class PushEnv(TaskEnv):
         self.target = rng.uniform(TARGET_LOW, TARGET_HIGH)
         self.sim.model.site_pos[self._site, :2] = self.target
 
-    def _task_obs(self):
-        return np.concatenate([self.object_obs("block"), self.target])
+    def goal(self):
+        return self.target.copy()
 
     def block_distance(self) -> float:
         return float(np.linalg.norm(self.object_pose("block")[0][:2] - self.target))

@@ -11,7 +11,8 @@ TARGET_HIGH = np.array([0.60, 0.30, 0.50])
 
 
 class ReachEnv(TaskEnv):
-    task_obs_size = 3
+    objects = ()
+    goal_size = 3
     expert_noise = 0.01  # default scripted-expert noise for demonstrations (m)
     tolerance = 0.02
 
@@ -23,8 +24,8 @@ class ReachEnv(TaskEnv):
     def _reset_task(self, rng):
         self.target = rng.uniform(TARGET_LOW, TARGET_HIGH)
 
-    def _task_obs(self):
-        return self.target
+    def goal(self):
+        return self.target.copy()
 
     def distance(self) -> float:
         return float(np.linalg.norm(self.ee()[0] - self.target))
