@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test bench venv clean metaworld
 
 venv: $(STAMP)
 
@@ -34,5 +34,33 @@ bench: $(STAMP)
 	$(VENV)/bin/robot-ctrl bench safety --mode effort
 	$(VENV)/bin/robot-ctrl bench safety --mode velocity
 
+# Meta-World v3 pins mujoco==3.3.0 while the stack's simulator needs MuJoCo >= 4, so the
+# Meta-World extra lives in its own venv: Meta-World, torch and the learning stack's
+# dependencies, and robot_ctrl itself without its dependencies (the learning commands need
+# neither the simulator nor ROS).
+VENV_MW := .venv-mw
+MW_TASKS ?= reach-v3 drawer-close-v3 button-press-topdown-v3
+MW_EPISODES ?= 100
+
+$(VENV_MW)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV_MW)
+	$(VENV_MW)/bin/pip install --quiet --upgrade pip wheel "setuptools<80"
+	$(VENV_MW)/bin/pip install --quiet torch==2.13.0
+	$(VENV_MW)/bin/pip install --quiet "metaworld>=3.1,<4" gymnasium safetensors "zarr>=3" tqdm matplotlib pyyaml rich pytest
+	$(VENV_MW)/bin/pip install --quiet --no-deps -e .
+	touch $@
+
+# CARP vs. the diffusion baseline on Meta-World tasks: scripted demonstrations, training, eval
+metaworld: $(VENV_MW)/.installed
+	$(VENV_MW)/bin/python -m pytest -q tests/test_metaworld.py
+	for t in $(MW_TASKS); do \
+	  $(VENV_MW)/bin/robot-ctrl collect --task metaworld:$$t --episodes $(MW_EPISODES) && \
+	  for p in carp diffusion; do \
+	    $(VENV_MW)/bin/robot-ctrl train --policy $$p --task metaworld:$$t && \
+	    $(VENV_MW)/bin/robot-ctrl eval out/train/$${p}_metaworld_$$t/policy.safetensors \
+	      --episodes 50 --out out/eval/$${p}_metaworld_$$t || exit 1; \
+	  done; \
+	done
+
 clean:
-	rm -rf $(VENV) out build install log *.egg-info
+	rm -rf $(VENV) $(VENV_MW) out build install log *.egg-info

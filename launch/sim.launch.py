@@ -2,7 +2,7 @@
 
     ros2 launch robot_ctrl sim.launch.py [robot:=panda] [command_mode:=effort|velocity]
         [timing_mode:=lockstep|realtime] [use_sim_time:=true] [controller_name:=forward_effort_controller]
-        [safety_config:=<robot>]
+        [safety_config:=<robot>] [task:=<reach|push|pick_place|peg_in_hole>] [lockstep_gate:=false]
 
 The controller's output (/<controller_name>/commands) is remapped to /safety_filter/nominal;
 the safety filter publishes the filtered command on /<controller_name>/commands, where the
@@ -26,6 +26,8 @@ def generate_launch_description():
     use_sim_time = LaunchConfiguration("use_sim_time")
     controller_name = LaunchConfiguration("controller_name")
     safety_config = LaunchConfiguration("safety_config")
+    task = LaunchConfiguration("task")
+    lockstep_gate = LaunchConfiguration("lockstep_gate")
 
     arguments = [
         DeclareLaunchArgument("robot", default_value="panda",
@@ -40,6 +42,10 @@ def generate_launch_description():
                               description="Commands travel on /<controller_name>/commands."),
         DeclareLaunchArgument("safety_config", default_value="",
                               description="Safety config (config/safety/<name>.yaml or a path); empty: the robot's."),
+        DeclareLaunchArgument("task", default_value="",
+                              description="Task world for the simulator (objects, goal, success); empty: the scene."),
+        DeclareLaunchArgument("lockstep_gate", default_value="false",
+                              description="Lockstep: the simulator waits for the policy's /policy/ready_until."),
     ]
 
     sim = Node(
@@ -54,6 +60,8 @@ def generate_launch_description():
                 "command_mode": command_mode,
                 "timing_mode": timing_mode,
                 "controller_name": controller_name,
+                "task": task,
+                "lockstep_gate": lockstep_gate,
                 "use_sim_time": False,  # the simulator publishes /clock; it never waits for it
             },
         ],
@@ -94,8 +102,6 @@ def generate_launch_description():
         ],
     )
 
-    # The policy and teleop nodes join here in later issues, e.g.:
-    # policy = Node(package="robot_ctrl", executable="policy_node", name="policy", ...)
-    # teleop = Node(package="robot_ctrl", executable="teleop_node", name="teleop", ...)
+    # The policy node joins in policy.launch.py; teleop nodes in a later issue.
 
     return LaunchDescription(arguments + [sim, controller, safety_filter])

@@ -7,8 +7,10 @@
     robot-ctrl bench safety [--mode effort|velocity] [--steps 4000] [--falsify N] [--json]
     robot-ctrl bench policy [--carp CKPT] [--diffusion CKPT] [--calls 50] [--json]
     robot-ctrl collect --task TASK [--episodes 100] [--noise X] [--out out/data/TASK.zarr]
+    robot-ctrl convert BAG [BAG ...] --task TASK --out PATH [--dt 0.1] [--append]   (MCAP → dataset)
     robot-ctrl train --policy carp|diffusion|mlp --task TASK [--data PATH] [--out DIR] [--resume]
     robot-ctrl eval  CKPT [--task TASK] [--episodes 50] [--out DIR] [--sampler ddim|ddpm] [--json]
+    robot-ctrl episodes CKPT [--episodes 3] [--seed 2000] [--out DIR]   (through the ROS graph)
 
 TASK: reach, push, pick_place, peg_in_hole, or metaworld:<name>-v3 (extra: robot_ctrl[metaworld]).
 """
@@ -18,7 +20,9 @@ import argparse
 import json
 import sys
 
-from robot_ctrl.sim.world import COMMAND_MODES
+# the simulator's command interfaces (robot_ctrl.sim.world.COMMAND_MODES), spelled out here so the
+# learning commands also run where only the learning stack is installed (the Meta-World venv)
+COMMAND_MODES = ("effort", "position", "velocity")
 
 
 def _stack_args(p: argparse.ArgumentParser, timing: str) -> None:
@@ -47,13 +51,38 @@ def cmd_sim(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    from pathlib import Path
+
     from robot_ctrl.demo import run_demo
+    from robot_ctrl.paths import checkpoint_path
 
     summary = run_demo(out=args.out, robot=args.robot, mode=args.mode, timing=args.timing,
                        video=not args.no_video, segment_s=args.segment_s)
+    ok = summary["ok"]
+    ckpt = Path(args.checkpoint) if args.checkpoint else checkpoint_path("carp_pick_place.safetensors")
+    if args.policy_episodes > 0 and args.robot == "panda" and args.mode == "effort":
+        from robot_ctrl.policy_demo import run_policy_episodes
+
+        if not ckpt.is_file():
+            raise FileNotFoundError(f"policy checkpoint {ckpt} not found (train one: robot-ctrl train --policy carp "
+                                    f"--task pick_place; or pass --policy-episodes 0)")
+        summary["policy"] = run_policy_episodes(ckpt, Path(args.out) / "policy", episodes=args.policy_episodes,
+                                                video=not args.no_video)
+        ok = ok and summary["policy"]["ok"]
+        (Path(args.out) / "summary.json").write_text(json.dumps(summary, indent=2))
     if args.json:
         print(json.dumps(summary))
-    return 0 if summary["ok"] else 1
+    return 0 if ok else 1
+
+
+def cmd_episodes(args) -> int:
+    from robot_ctrl.policy_demo import run_policy_episodes
+
+    s = run_policy_episodes(args.checkpoint, args.out, task=args.task, episodes=args.episodes, seed=args.seed,
+                            video=not args.no_video, quiet=args.json)
+    if args.json:
+        print(json.dumps(s))
+    return 0 if s["ok"] else 1
 
 
 def cmd_bench(args) -> int:
@@ -89,6 +118,17 @@ def cmd_collect(args) -> int:
                "samples": int(len(r.dataset.obs))}
     print(json.dumps(summary) if args.json else
           f"{out}: {r.kept} episodes ({r.attempts} attempts), {summary['samples']} steps, mean length {r.mean_length:.1f}")
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from robot_ctrl.learning.mcap_convert import convert_mcap
+
+    ds = convert_mcap(args.bags, args.out, args.task, dt=args.dt, append=args.append)
+    summary = {"dataset": str(args.out), "task": ds.task, "episodes": ds.n_episodes,
+               "successful": int(ds.success.sum()), "samples": int(len(ds.obs))}
+    print(json.dumps(summary) if args.json else
+          f"{args.out}: {summary['episodes']} episodes ({summary['successful']} successful), {summary['samples']} steps")
     return 0
 
 
@@ -160,7 +200,20 @@ def main(argv=None) -> int:
     p.add_argument("--no-video", action="store_true", help="skip the GIF")
     p.add_argument("--segment-s", type=float, default=2.0, help="seconds between waypoints")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--policy-episodes", type=int, default=3,
+                   help="then this many pick-and-place episodes with the CARP checkpoint through the graph (0: skip)")
+    p.add_argument("--checkpoint", default=None, help="policy checkpoint (default checkpoints/carp_pick_place)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("episodes", help="run a policy checkpoint for N episodes through the ROS graph (lockstep)")
+    p.add_argument("checkpoint")
+    p.add_argument("--task", default=None, help="default: the checkpoint's task")
+    p.add_argument("--episodes", type=int, default=3)
+    p.add_argument("--seed", type=int, default=2000, help="task seed of the first episode")
+    p.add_argument("--out", default="out/episodes")
+    p.add_argument("--no-video", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_episodes)
 
     p = sub.add_parser("bench", help="benchmarks")
     p.add_argument("what", choices=("sim", "loop", "safety", "policy"))
@@ -185,6 +238,15 @@ def main(argv=None) -> int:
     p.add_argument("--append", action="store_true", help="add to an existing dataset")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("convert", help="recorded MCAP bags (ROS graph) → a zarr training dataset")
+    p.add_argument("bags", nargs="+", help="rosbag2 directories or .mcap files")
+    p.add_argument("--task", required=True)
+    p.add_argument("--out", required=True, help="dataset path (.zarr)")
+    p.add_argument("--dt", type=float, default=0.1, help="policy step (s) the recording is sampled at")
+    p.add_argument("--append", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("train", help="train a policy (preset config/policies/<policy>.yaml)")
     p.add_argument("--policy", required=True, help="carp, diffusion or mlp")

@@ -125,11 +125,14 @@ def _make_renderer(model: mujoco.MjModel, width: int, height: int) -> mujoco.Ren
 
 
 def render_frames(robot: RobotModel, qs, size: tuple[int, int] = (320, 240), scene: str | None = "table",
-                  camera: str | int | None = "overview", every: int = 1) -> np.ndarray:
+                  camera: str | int | None = "overview", every: int = 1, objects: dict | None = None,
+                  sites: dict | None = None, bodies: dict | None = None) -> np.ndarray:
     """Render the robot at each configuration qs[::every] (rows in robot.joint_names order).
 
     Returns uint8 frames [F, height, width, 3]. camera: a camera name or id of the scene,
-    or None for MuJoCo's default free camera.
+    or None for MuJoCo's default free camera. objects: {free body: [N, 7] poses (position,
+    quaternion w x y z)} moved along with the robot; sites / bodies: {name: position} set once
+    (a task's target marker, hole fixture).
     """
     qs = np.asarray(qs, dtype=float)
     if qs.ndim != 2 or qs.shape[1] != robot.n:
@@ -154,11 +157,23 @@ def render_frames(robot: RobotModel, qs, size: tuple[int, int] = (320, 240), sce
         cam_id = -1 if camera is None else int(camera)
 
     frames = qs[:: int(every)]
+    obj_adr = {}
+    for name, poses in (objects or {}).items():
+        poses = np.asarray(poses, dtype=float)
+        if poses.shape != (len(qs), 7):
+            raise ValueError(f"poses of '{name}' must have shape [{len(qs)}, 7], got {poses.shape}")
+        obj_adr[name] = (int(model.jnt_qposadr[model.body(name).jntadr[0]]), poses[:: int(every)])
+    for name, pos in (sites or {}).items():
+        model.site_pos[model.site(name).id, :len(pos)] = pos
+    for name, pos in (bodies or {}).items():
+        model.body_pos[model.body(name).id, :len(pos)] = pos
     out = np.empty((len(frames), height, width, 3), dtype=np.uint8)
     renderer = _make_renderer(model, width, height)
     try:
         for k, q in enumerate(frames):
             data.qpos[qadr] = q
+            for adr, poses in obj_adr.values():
+                data.qpos[adr:adr + 7] = poses[k]
             mujoco.mj_forward(model, data)
             renderer.update_scene(data, camera=cam_id)
             out[k] = renderer.render()
@@ -180,7 +195,7 @@ def _shared_palette(frames: np.ndarray, colors: int):
 
 def render_gif(robot: RobotModel, qs, path: str | Path, fps: float = 15, size: tuple[int, int] = (320, 240),
                scene: str | None = "table", camera: str | int | None = "overview", every: int = 1,
-               colors: int = 256) -> Path:
+               colors: int = 256, **scene_state) -> Path:
     """Animate the robot through configurations qs[::every] into a looping GIF at `fps`.
 
     qs: [N, n] joint positions in robot.joint_names order (e.g. logged at the control rate:
@@ -196,7 +211,7 @@ def render_gif(robot: RobotModel, qs, path: str | Path, fps: float = 15, size: t
     import imageio.v3 as iio
     from PIL import Image
 
-    frames = render_frames(robot, qs, size=size, scene=scene, camera=camera, every=every)
+    frames = render_frames(robot, qs, size=size, scene=scene, camera=camera, every=every, **scene_state)
     palette = _shared_palette(frames, colors)
     quantized = np.stack([
         np.asarray(Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE).convert("RGB"))
