@@ -178,7 +178,14 @@ class _LaunchFile:
                     self.problem(call, "DeclareLaunchArgument without a literal name")
                     continue
                 default = self.resolve(_arg(call, None, "default_value"))
-                self.arguments[name] = _const_str(default)
+                if isinstance(default, ast.Call) and _call_name(default) == "PathJoinSubstitution":
+                    # a file of this package (e.g. a committed checkpoint): resolve it in the share
+                    path = self.params_file(default)
+                    self.arguments[name] = str(path) if path is not None else None
+                    if path is not None and not path.exists():
+                        self.problem(call, f"default of launch argument '{name}' does not exist: {path}")
+                else:
+                    self.arguments[name] = _const_str(default)
                 choices = self.resolve(_arg(call, None, "choices"))
                 if choices is not None and self.arguments[name] is not None:
                     try:
@@ -451,7 +458,7 @@ def probe():
 
 def test_launch_files_present():
     names = {p.name for p in LAUNCH_FILES}
-    assert {"sim.launch.py", "demo.launch.py"} <= names, names
+    assert {"sim.launch.py", "demo.launch.py", "policy.launch.py"} <= names, names
 
 
 def test_setup_nodes_are_installed_console_scripts():
@@ -502,6 +509,7 @@ def test_expected_nodes():
 
     assert executables("sim.launch.py") == ["controller_node", "safety_node", "sim_node"]
     assert executables("demo.launch.py") == ["controller_node", "demo_driver", "safety_node", "sim_node"]
+    assert executables("policy.launch.py") == ["controller_node", "policy_node", "safety_node", "sim_node"]
 
 
 BAD_LAUNCH = '''

@@ -197,3 +197,13 @@ def test_commands_collect_train_eval(tmp_path, capsys):
     assert "no training preset" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "none.safetensors")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_bench_policy_reports_the_issue_keys():
+    from robot_ctrl.learning.bench import bench_policy
+
+    r = bench_policy(calls=3)
+    for key in ("carp_chunk_ms_p50", "ddpm100_chunk_ms_p50", "ddim10_chunk_ms_p50", "speedup_vs_ddpm100",
+                "speedup_vs_ddim10", "carp_params", "diffusion_params"):
+        assert key in r and np.isfinite(r[key]) and r[key] > 0, key
+    assert r["speedup_vs_ddpm100"] == pytest.approx(r["ddpm100_chunk_ms_p50"] / r["carp_chunk_ms_p50"])

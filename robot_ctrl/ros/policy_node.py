@@ -52,7 +52,8 @@ from robot_ctrl.ros.common import (
 )
 
 PARAMS = {
-    "checkpoint": Param("", "Policy checkpoint (.safetensors) from `robot-ctrl train`."),
+    "checkpoint": Param("", "Policy checkpoint (.safetensors) from `robot-ctrl train`; empty: the committed "
+                            "CARP pick-and-place checkpoint (checkpoints/carp_pick_place.safetensors)."),
     "robot": Param("panda", "Robot name (config/robots/<robot>.yaml) or path to a robot YAML."),
     "task": Param("", "Task whose observation to build; empty: the task the checkpoint was trained on."),
     "trajectory_topic": Param("", "Where chunks go; empty: /controller/cartesian_trajectory for Cartesian "
@@ -97,7 +98,9 @@ class PolicyNode(Node):
         self.params = p
         torch.set_num_threads(int(p["threads"]))
         if not p["checkpoint"]:
-            raise ParameterError("parameter 'checkpoint' is required (a .safetensors file from robot-ctrl train)")
+            from robot_ctrl.paths import checkpoint_path
+
+            p["checkpoint"] = str(checkpoint_path("carp_pick_place.safetensors"))
         import json
 
         meta, _ = read_checkpoint(p["checkpoint"])
