@@ -205,3 +205,31 @@ class TaskEnv(gym.Env):
         if not hasattr(self, "_home_R"):
             self._home_R = self.ik.ee_pose(self.robot.home)[1]
         return self._home_R
+
+
+class BlockTask(TaskEnv):
+    """Tasks with the scene's 4 cm block and a target circle on the table (sim/scenes/table.xml):
+    the block and the target are drawn uniformly from the subclass's `block_region` and
+    `target_region` ((low, high) in x, y); the goal is the target's (x, y)."""
+
+    objects = ("block",)
+    goal_size = 2
+    half = 0.02  # block half size (m)
+    block_region = (np.array([0.45, 0.05]), np.array([0.60, 0.15]))
+    target_region = (np.array([0.45, -0.15]), np.array([0.60, -0.05]))
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.target = np.zeros(2)
+        self._site = self.sim.model.site("target").id
+
+    def _reset_task(self, rng):
+        self.set_object("block", [*rng.uniform(*self.block_region), self.half])
+        self.target = rng.uniform(*self.target_region)
+        self.sim.model.site_pos[self._site, :2] = self.target
+
+    def goal(self):
+        return self.target.copy()
+
+    def block_distance(self) -> float:
+        return float(np.linalg.norm(self.object_pose("block")[0][:2] - self.target))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from robot_ctrl.tasks.base import TaskEnv
+from robot_ctrl.tasks.base import BlockTask
 
 BLOCK_LOW, BLOCK_HIGH = np.array([0.45, 0.05]), np.array([0.60, 0.15])
 TARGET_LOW, TARGET_HIGH = np.array([0.45, -0.15]), np.array([0.60, -0.05])
@@ -13,28 +13,15 @@ CONTACT = HALF + 0.025  # hand centre behind the block centre when pushing
 Z_PUSH, Z_TRAVEL = 0.02, 0.09
 
 
-class PushEnv(TaskEnv):
-    objects = ("block",)
-    goal_size = 2
+class PushEnv(BlockTask):
     expert_noise = 0.01  # default scripted-expert noise for demonstrations (m)
     tolerance = 0.03
+    block_region = (BLOCK_LOW, BLOCK_HIGH)
+    target_region = (TARGET_LOW, TARGET_HIGH)
 
     def __init__(self, **kwargs):
         kwargs.setdefault("horizon", 120)
         super().__init__(**kwargs)
-        self.target = np.zeros(2)
-        self._site = self.sim.model.site("target").id
-
-    def _reset_task(self, rng):
-        self.set_object("block", [*rng.uniform(BLOCK_LOW, BLOCK_HIGH), HALF])
-        self.target = rng.uniform(TARGET_LOW, TARGET_HIGH)
-        self.sim.model.site_pos[self._site, :2] = self.target
-
-    def goal(self):
-        return self.target.copy()
-
-    def block_distance(self) -> float:
-        return float(np.linalg.norm(self.object_pose("block")[0][:2] - self.target))
 
     def _success(self):
         return self.block_distance() < self.tolerance
