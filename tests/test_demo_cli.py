@@ -18,7 +18,7 @@ CLI = str(Path(sys.executable).parent / "robot-ctrl")
 def test_demo_writes_bag_plot_gif_and_summary(tmp_path):
     out = tmp_path / "demo"
     proc = subprocess.run([CLI, "demo", "--out", str(out), "--timing", "lockstep", "--segment-s", "1.0",
-                           "--json"], capture_output=True, text=True, timeout=300)
+                           "--policy-episodes", "1", "--json"], capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["ok"] and summary["rejected_messages"] == 0
@@ -43,6 +43,13 @@ def test_demo_writes_bag_plot_gif_and_summary(tmp_path):
     assert (out / "tracking.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "demo.gif").read_bytes()[:6] in (b"GIF89a", b"GIF87a")
     assert json.loads((out / "summary.json").read_text())["ok"]
+    # part 2: the committed CARP checkpoint runs pick-and-place through the whole graph
+    pol = summary["policy"]
+    assert pol["policy"] == "carp" and pol["task"] == "pick_place" and pol["episodes"] == 1
+    assert pol["chunks"] >= 5 and pol["policy_counts"]["rejected_observations"] == 0
+    assert np.isfinite(pol["chunk_ms_p50"]) and pol["safety_counts"]["brakes"] == 0
+    assert (out / "policy" / "pick_place.gif").read_bytes()[:6] in (b"GIF89a", b"GIF87a")
+    assert (out / "policy" / "bag" / "metadata.yaml").exists()
 
 
 def test_bench_sim_json():

@@ -713,3 +713,16 @@ def test_compiled_kernels_match_the_numpy_reference(panda, coll):
                                        kin.normal_drifts(np.eye(3), np.tile(point, (3, 1)), np.full(3, joint)),
                                        rtol=1e-12, atol=1e-12)
             assert J.shape == (3, panda.n)
+
+
+def test_include_with_merge_edits_the_included_constraint(panda):
+    """`merge: true` edits the included constraint key by key; null removes a world object."""
+    base = load_safety_config("panda")
+    cfg = load_safety_config("panda_tasks")
+    world = cfg.constraints["collision"]["world"]
+    assert set(world) == {"table"} and world["table"]["clearance"] == 0.003
+    assert cfg.constraints["collision"]["links"] == base.constraints["collision"]["links"]
+    assert cfg.constraints["workspace"]["upper"] == base.constraints["workspace"]["upper"]
+    assert cfg.constraints["workspace"]["lower"][2] == 0.01 and "merge" not in cfg.constraints["workspace"]
+    f = build_filter(panda, cfg, mode="effort")
+    assert f.collision_pairs < build_filter(panda, base, mode="effort").collision_pairs

@@ -5,8 +5,9 @@
 
 Keys: robot, weights, brake_deceleration, constraints: {name: params} with names from
 `CONSTRAINTS` (joint_position, joint_velocity, effort, acceleration, workspace, collision, ssm).
-`include: other.yaml` merges another file first: keys here win, mappings merge key by key,
-and inside a constraint a null removes a key of the included file.
+`include: other.yaml` merges another file first: keys here win and constraints are replaced
+whole, by name; a constraint with `merge: true` is merged into the included one instead
+(mappings key by key, a null removes a key, e.g. a world object).
 """
 from __future__ import annotations
 
@@ -73,20 +74,25 @@ def _read(path: Path, seen: tuple = ()) -> dict:
         raise SafetyConfigError(f"{path}: included file not found: {inc_path}")
     base = _read(inc_path, seen + (path.resolve(),))
     merged = {**base, **raw}
-    merged["constraints"] = _merge(base.get("constraints") or {}, raw.get("constraints") or {}, 0)
+    cons = dict(base.get("constraints") or {})
+    for name, spec in (raw.get("constraints") or {}).items():
+        if isinstance(spec, dict) and spec.get("merge") is True and isinstance(cons.get(name), dict):
+            cons[name] = _merge(cons[name], {k: v for k, v in spec.items() if k != "merge"})
+        else:
+            cons[name] = spec  # replaced whole, by name
+    merged["constraints"] = cons
     return merged
 
 
-def _merge(base: dict, over: dict, depth: int) -> dict:
-    """`over` on top of `base`: mappings merge key by key, other values replace. Inside a
-    constraint (depth ≥ 1) a null removes the key (e.g. a world object of the included file);
-    a constraint itself given as null stays enabled with its defaults."""
+def _merge(base: dict, over: dict) -> dict:
+    """`over` on top of `base`: mappings merge key by key, a null removes the key (e.g. a world
+    object of the included file), other values replace."""
     out = dict(base)
     for k, v in over.items():
-        if v is None and depth >= 1:
+        if v is None:
             out.pop(k, None)
         elif isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v, depth + 1)
+            out[k] = _merge(out[k], v)
         else:
             out[k] = v
     return out
