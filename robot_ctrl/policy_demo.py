@@ -74,21 +74,34 @@ def run_policy_episodes(checkpoint: str | Path, out: str | Path, task: str | Non
                   NOMINAL_TOPIC: Float64MultiArray, "/safety_filter/metrics": Float64MultiArray,
                   "/diagnostics": DiagnosticArray}
         topics.update({f"/objects/{b}/pose": PoseStamped for b in sim.task.objects})
-        recorder = BagRecorder(rec_node, bag, topics)
+        from robot_ctrl.ros.common import GOAL_QOS
 
-        state = {"ep": 0, "results": [], "lengths": [], "t0": time.perf_counter()}
+        # the goal is latched and was published before the recorder subscribed
+        recorder = BagRecorder(rec_node, bag, topics, topic_qos={"/task/goal": GOAL_QOS})
+
+        state = {"ep": 0, "results": [], "lengths": [], "t0": time.perf_counter(), "end": None}
 
         def until() -> bool:
             if time.perf_counter() - state["t0"] > wall_limit_s:
                 return True
-            ok = bool(sim.task._success())
-            if ok or sim.sim.time >= horizon_s:
-                state["results"].append(ok)
-                state["lengths"].append(sim.sim.time)
-                state["ep"] += 1
-                if state["ep"] >= episodes:
-                    return True
-                sim._on_reset(Trigger.Request(), Trigger.Response())
+            if state["end"] is None:
+                ok = bool(sim.task._success())
+                if ok or sim.sim.time >= horizon_s:
+                    # the episode is over: say so on /task/success now (it is published at the
+                    # object rate), and give the recorder a moment to receive it
+                    sim._publish_task()
+                    state["end"] = (ok, sim.sim.time, time.perf_counter() + 0.2)
+                return False
+            ok, t_end, wall_end = state["end"]
+            if time.perf_counter() < wall_end:
+                return False
+            state["end"] = None
+            state["results"].append(ok)
+            state["lengths"].append(t_end)
+            state["ep"] += 1
+            if state["ep"] >= episodes:
+                return True
+            sim._on_reset(Trigger.Request(), Trigger.Response())
             return False
 
         wall0 = time.perf_counter()

@@ -87,7 +87,10 @@ class BagRecorder:
     """
 
     def __init__(self, node: Node, path: str | Path, topics: dict[str, type],
-                 qos: QoSProfile | None = None, typestore=None):
+                 qos: QoSProfile | None = None, typestore=None, topic_qos: dict[str, QoSProfile] | None = None):
+        """topic_qos: per-topic subscription QoS instead of `qos`, e.g. transient local for a
+        latched topic (the task goal) so the message published before recording began is
+        replayed into the bag."""
         self.path = Path(path)
         if self.path.exists():
             raise ValueError(f"bag output path already exists: {self.path} (BagRecorder only creates new bags)")
@@ -123,7 +126,8 @@ class BagRecorder:
             group = MutuallyExclusiveCallbackGroup()
             for (topic, resolved, msg_type, _), conn in zip(plan, conns):
                 self._subs.append(node.create_subscription(
-                    msg_type, topic, self._callback(topic, conn), qos or RECORDER_QOS,
+                    msg_type, topic, self._callback(topic, conn),
+                    (topic_qos or {}).get(topic) or qos or RECORDER_QOS,
                     callback_group=group, raw=True))
         except Exception:
             self._destroy_subscriptions()
