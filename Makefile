@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(VENV)/bin/robot-ctrl bench loop --lockstep
 	$(VENV)/bin/robot-ctrl bench safety --mode effort
 	$(VENV)/bin/robot-ctrl bench safety --mode velocity
+	$(VENV)/bin/robot-ctrl bench policy
 
 # Meta-World v3 pins mujoco==3.3.0 while the stack's simulator needs MuJoCo >= 4, so the
 # Meta-World extra lives in its own venv: Meta-World, torch and the learning stack's

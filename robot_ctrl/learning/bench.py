@@ -73,6 +73,7 @@ def bench_policy(carp: str | None = None, diffusion: str | None = None, calls: i
     p99 = {k: float(np.percentile(v, 99)) for k, v in times.items()}
     n_params = {k: int(sum(p.numel() for p in pol.model.parameters())) for k, (pol, _) in runs.items()}
     return {
+        "benchmark": "policy",
         "carp_chunk_ms_p50": p50["carp"], "carp_chunk_ms_p99": p99["carp"],
         "ddim10_chunk_ms_p50": p50["ddim10"], "ddim10_chunk_ms_p99": p99["ddim10"],
         "ddpm100_chunk_ms_p50": p50["ddpm100"], "ddpm100_chunk_ms_p99": p99["ddpm100"],
