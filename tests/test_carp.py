@@ -265,3 +265,15 @@ def test_constant_action_dimensions_keep_gradients_finite():
     norms = [p.grad.norm() for p in model.stage_parameters("tokenizer") if p.grad is not None]
     assert torch.isfinite(torch.stack(norms)).all()
     assert torch.stack(norms).max() < 1e4
+
+
+def test_mlp_observation_encoder_option_round_trips():
+    torch.manual_seed(0)
+    m = CARP(OBS, A, H, **TOK, **TINY, obs_hidden=16)
+    assert isinstance(m.transformer.obs_embed, torch.nn.Sequential)
+    m2 = MODELS["carp"](**json.loads(json.dumps(m.config())))
+    m2.load_state_dict(m.state_dict())
+    obs = torch.randn(3, OBS)
+    torch.testing.assert_close(m.eval().predict(obs), m2.eval().predict(obs))
+    with pytest.raises(ValueError, match="obs_hidden"):
+        CARP(OBS, A, H, **TOK, **TINY, obs_hidden=-1)

@@ -372,12 +372,16 @@ class _Block(nn.Module):
 
 class NextScaleTransformer(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, scales: list[int], code_dim: int, vocab_size: int,
-                 width: int, depth: int, heads: int, mlp_ratio: float, dropout: float, attn_l2_norm: bool):
+                 width: int, depth: int, heads: int, mlp_ratio: float, dropout: float, attn_l2_norm: bool,
+                 obs_hidden: int = 0):
         super().__init__()
         self.A, self.W, self.V = act_dim, width, vocab_size
         self.lens = [p * act_dim for p in scales]  # tokens per scale
         self.L, self.first = sum(self.lens), self.lens[0]
-        self.obs_embed = nn.Linear(obs_dim, width)
+        # the observation encoder: linear (the paper's state-based setting), or with obs_hidden > 0
+        # a two-layer MLP (a smoother map from continuous goals to the conditioning)
+        self.obs_embed = nn.Linear(obs_dim, width) if obs_hidden <= 0 else nn.Sequential(
+            nn.Linear(obs_dim, obs_hidden), nn.Mish(), nn.Linear(obs_hidden, width))
         self.word_embed = nn.Linear(code_dim, width)
         self.pos_start = nn.Parameter(torch.empty(1, self.first, width))
         self.pos = nn.Parameter(torch.empty(1, self.L, width))
@@ -465,7 +469,9 @@ class CARP(ChunkModel):
                  scales=(1, 2, 3, 4), vocab_size: int = 256, code_dim: int = 32, tok_channels: int = 8,
                  beta: float = 0.25, phi_ratio: float = 0.5, phi_count: int = 4, tok_dropout: float = 0.0,
                  width: int = 128, depth: int = 4, heads: int = 4, mlp_ratio: float = 4.0, dropout: float = 0.0,
-                 attn_l2_norm: bool = True, label_smoothing: float = 0.0):
+                 attn_l2_norm: bool = True, label_smoothing: float = 0.0, obs_hidden: int = 0):
+        if not isinstance(obs_hidden, int) or isinstance(obs_hidden, bool) or obs_hidden < 0:
+            raise ValueError(f"obs_hidden must be an integer >= 0, got {obs_hidden!r}")
         scales = _check_config(obs_dim, act_dim, horizon, latent_len, scales, vocab_size, code_dim, tok_channels,
                                beta, phi_ratio, phi_count, width, depth, heads, mlp_ratio, dropout, tok_dropout,
                                label_smoothing)
@@ -474,7 +480,7 @@ class CARP(ChunkModel):
                          beta=float(beta), phi_ratio=float(phi_ratio), phi_count=int(phi_count),
                          tok_dropout=float(tok_dropout), width=int(width), depth=int(depth), heads=int(heads),
                          mlp_ratio=float(mlp_ratio), dropout=float(dropout), attn_l2_norm=bool(attn_l2_norm),
-                         label_smoothing=float(label_smoothing))
+                         label_smoothing=float(label_smoothing), obs_hidden=int(obs_hidden))
         c = self._cfg
         self.scales = scales
         self.tokenizer = MultiScaleActionTokenizer(self.act_dim, self.horizon, c["latent_len"], scales,
@@ -482,7 +488,7 @@ class CARP(ChunkModel):
                                                    c["phi_ratio"], c["phi_count"], c["tok_dropout"])
         self.transformer = NextScaleTransformer(self.obs_dim, self.act_dim, scales, c["code_dim"], c["vocab_size"],
                                                 c["width"], c["depth"], c["heads"], c["mlp_ratio"], c["dropout"],
-                                                c["attn_l2_norm"])
+                                                c["attn_l2_norm"], c["obs_hidden"])
 
     def stage_parameters(self, stage: str):
         if stage == "tokenizer":
