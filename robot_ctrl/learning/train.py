@@ -108,14 +108,15 @@ def train(dataset: str | Path | Dataset, out: str | Path, cfg: TrainConfig | Non
         rng.bit_generator.state = st["rng"]
         torch.set_rng_state(st["torch_rng"])
 
+    ema_policy = Policy(ema, policy.spec, policy.obs_norm, policy.act_norm, policy.active, policy.fill)
+
     def save_state(stage_i, step, opt):
         tmp = state_path.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "stage_i": stage_i, "step": step,
                     "opt": opt.state_dict() if opt is not None else None, "log": log, "rng": rng.bit_generator.state,
                     "torch_rng": torch.get_rng_state(), "config": asdict(cfg)}, tmp)
         tmp.replace(state_path)
-        Policy(ema, policy.spec, policy.obs_norm, policy.act_norm, policy.active, policy.fill).save(
-            out / "policy.safetensors")
+        ema_policy.save(out / "policy.safetensors")
 
     t0 = time.perf_counter()
     done_here, skipped = 0, 0
@@ -180,11 +181,7 @@ def train(dataset: str | Path | Dataset, out: str | Path, cfg: TrainConfig | Non
         if si + 1 < len(stages):
             save_state(si + 1, 0, None)
         opt_state = None
-    final = Policy(ema, policy.spec, policy.obs_norm, policy.act_norm, policy.active, policy.fill)
-    final.save(out / "policy.safetensors")
-    torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "stage_i": len(stages), "step": 0,
-                "opt": None, "log": log, "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                "config": asdict(cfg)}, state_path)
+    save_state(len(stages), 0, None)  # finished: the checkpoint and a state that resumes to nothing
     summary = {"policy": cfg.policy, "task": ds.task, "episodes": ds.n_episodes, "samples": n,
                "parameters": sum(p.numel() for p in model.parameters()),
                "seconds": time.perf_counter() - t0, "skipped_steps": skipped,

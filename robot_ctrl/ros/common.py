@@ -82,6 +82,28 @@ def publish_status(node: Node, pub, name: str, hardware_id: str, level, message:
     pub.publish(arr)
 
 
+def rotation_from_quaternion(x: float, y: float, z: float, w: float, tol: float = 1e-3) -> np.ndarray:
+    """Rotation matrix of a ROS quaternion (x, y, z, w). Raises ValueError when it is not finite
+    or not of unit norm within `tol` (it is normalized within that)."""
+    import pinocchio as pin
+
+    quat = np.array([w, x, y, z], dtype=float)
+    if not np.all(np.isfinite(quat)):
+        raise ValueError("quaternion has NaN or Inf")
+    norm = float(np.linalg.norm(quat))
+    if abs(norm - 1.0) > tol:
+        raise ValueError(f"not a unit quaternion (norm {norm:.4f})")
+    return pin.Quaternion(*(quat / norm)).toRotationMatrix()
+
+
+def quaternion_from_rotation(R) -> tuple[float, float, float, float]:
+    """ROS quaternion (x, y, z, w) of a rotation matrix."""
+    import pinocchio as pin
+
+    q = pin.Quaternion(np.asarray(R, dtype=float))
+    return float(q.x), float(q.y), float(q.z), float(q.w)
+
+
 def stamp_to_sec(stamp) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
 

@@ -39,6 +39,7 @@ from robot_ctrl.ros.common import (
     ParameterError,
     declare_parameters,
     publish_status,
+    rotation_from_quaternion,
     stamp_to_sec,
 )
 
@@ -71,8 +72,6 @@ def trajectory_arrays(msg: JointTrajectory):
 
 def cartesian_arrays(msg: MultiDOFJointTrajectory, ee_frame: str):
     """(times, positions (K,3), rotations (K,3,3), grippers (K,)) from an end-effector chunk."""
-    import pinocchio as pin
-
     names = list(msg.joint_names)
     if not names or names[0] != ee_frame:
         raise TrajectoryError(f"joint_names must start with the end-effector frame '{ee_frame}', got {names}")
@@ -88,13 +87,12 @@ def cartesian_arrays(msg: MultiDOFJointTrajectory, ee_frame: str):
             raise TrajectoryError(f"point {k} has {len(pt.transforms)} transforms for {len(names)} joints")
         tr = pt.transforms[0]
         P[k] = (tr.translation.x, tr.translation.y, tr.translation.z)
-        quat = np.array([tr.rotation.w, tr.rotation.x, tr.rotation.y, tr.rotation.z])
-        if not (np.all(np.isfinite(P[k])) and np.all(np.isfinite(quat))):
+        if not np.all(np.isfinite(P[k])):
             raise TrajectoryError(f"point {k} has NaN or Inf")
-        norm = np.linalg.norm(quat)
-        if abs(norm - 1.0) > 1e-3:
-            raise TrajectoryError(f"point {k}: rotation is not a unit quaternion (norm {norm:.4f})")
-        R[k] = pin.Quaternion(*(quat / norm)).toRotationMatrix()
+        try:
+            R[k] = rotation_from_quaternion(tr.rotation.x, tr.rotation.y, tr.rotation.z, tr.rotation.w)
+        except ValueError as exc:
+            raise TrajectoryError(f"point {k}: rotation: {exc}") from None
         if len(names) == 2:
             G[k] = pt.transforms[1].translation.x
             if not np.isfinite(G[k]):

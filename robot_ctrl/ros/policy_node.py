@@ -47,6 +47,8 @@ from robot_ctrl.ros.common import (
     ParameterError,
     declare_parameters,
     publish_status,
+    quaternion_from_rotation,
+    rotation_from_quaternion,
     sec_to_stamp,
     stamp_to_sec,
 )
@@ -62,24 +64,13 @@ PARAMS = {
 }
 
 
-def _quat_from_matrix(R):
-    import pinocchio as pin
-
-    q = pin.Quaternion(np.asarray(R, dtype=float))
-    return q.x, q.y, q.z, q.w
-
-
 def _pose(msg: PoseStamped):
-    import pinocchio as pin
-
-    p = msg.pose.position
-    o = msg.pose.orientation
+    p, o = msg.pose.position, msg.pose.orientation
     pos = np.array([p.x, p.y, p.z])
-    quat = np.array([o.w, o.x, o.y, o.z])
-    n = np.linalg.norm(quat)
-    if not (np.all(np.isfinite(pos)) and np.isfinite(n)) or abs(n - 1.0) > 1e-3:
-        return pos, np.full((3, 3), np.nan)  # non-finite: the observation check rejects it
-    return pos, pin.Quaternion(*(quat / n)).toRotationMatrix()
+    try:
+        return pos, rotation_from_quaternion(o.x, o.y, o.z, o.w)
+    except ValueError:
+        return pos, np.full((3, 3), np.nan)  # not a rotation: the observation check rejects it
 
 
 class PolicyNode(Node):
@@ -91,7 +82,7 @@ class PolicyNode(Node):
         from robot_ctrl.learning import load_policy
         from robot_ctrl.learning.base import read_checkpoint
         from robot_ctrl.model import RobotModel
-        from robot_ctrl.tasks import TASKS
+        from robot_ctrl.tasks import TASK_CLASSES, TASKS
         from robot_ctrl.tasks.base import ACTION_SIZE
 
         p = declare_parameters(self, PARAMS)
@@ -107,16 +98,11 @@ class PolicyNode(Node):
         task = p["task"] or json.loads(meta.get("spec", "{}")).get("task", "")
         if task not in TASKS:
             raise ParameterError(f"task '{task}' is not a robot_ctrl task ({', '.join(TASKS)})")
-        import gymnasium as gym
-
-        self.task_cls = gym.spec(TASKS[task]).entry_point
-        mod, cls = self.task_cls.split(":")
-        self.task_cls = getattr(__import__(mod, fromlist=[cls]), cls)
+        self.task_cls = TASK_CLASSES[task]
         self.robot = RobotModel.load(p["robot"])
         self.ik = DiffIK(self.robot)
         self.objects = tuple(self.task_cls.objects)
         obs_size = 2 * self.robot.n + 10 + 9 * len(self.objects) + self.task_cls.goal_size
-        self.cartesian = True
         self.policy = load_policy(p["checkpoint"], expect_obs_size=obs_size)
         if self.policy.spec.act_size == ACTION_SIZE:
             self.cartesian = True
@@ -233,7 +219,7 @@ class PolicyNode(Node):
                 hand = Transform()
                 hand.translation.x, hand.translation.y, hand.translation.z = (float(x) for x in a[:3])
                 (hand.rotation.x, hand.rotation.y, hand.rotation.z,
-                 hand.rotation.w) = (float(x) for x in _quat_from_matrix(matrix_from_rot6d(a[3:9])))
+                 hand.rotation.w) = (float(x) for x in quaternion_from_rotation(matrix_from_rot6d(a[3:9])))
                 grip = Transform()
                 grip.translation.x = float(np.clip(a[9], -1.0, 1.0))
                 grip.rotation.w = 1.0

@@ -39,7 +39,7 @@ from std_srvs.srv import Trigger
 
 from robot_ctrl.model import RobotModel
 from robot_ctrl.ros.common import (CLOCK_QOS, COMMAND_QOS, GOAL_QOS, STATE_QOS, Param, declare_parameters,
-                                   sec_to_stamp)
+                                   quaternion_from_rotation, sec_to_stamp)
 from robot_ctrl.sim import COMMAND_MODES, CommandError, Simulator
 from robot_ctrl.sim.pacing import LoopStats, Pacer
 
@@ -66,12 +66,9 @@ PARAMS = {
 
 
 def _pose_msg(msg: PoseStamped, p, R) -> None:
-    import pinocchio as pin
-
-    q = pin.Quaternion(np.asarray(R, dtype=float))
     msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(x) for x in p)
-    msg.pose.orientation.x, msg.pose.orientation.y = float(q.x), float(q.y)
-    msg.pose.orientation.z, msg.pose.orientation.w = float(q.z), float(q.w)
+    o = msg.pose.orientation
+    o.x, o.y, o.z, o.w = quaternion_from_rotation(R)
 
 
 class SimNode(Node):

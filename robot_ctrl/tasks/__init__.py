@@ -14,6 +14,8 @@ TASKS = {
     "pick_place": "robot_ctrl/PickPlace-v0",
     "peg_in_hole": "robot_ctrl/PegInHole-v0",
 }
+# short name → environment class (what the ROS nodes need without making an environment)
+TASK_CLASSES = {"reach": ReachEnv, "push": PushEnv, "pick_place": PickPlaceEnv, "peg_in_hole": PegInHoleEnv}
 _ENTRY = {
     "robot_ctrl/Reach-v0": "robot_ctrl.tasks.reach:ReachEnv",
     "robot_ctrl/Push-v0": "robot_ctrl.tasks.push:PushEnv",
@@ -24,4 +26,4 @@ for _id, _entry in _ENTRY.items():
     if _id not in gym.registry:
         gym.register(id=_id, entry_point=_entry)
 
-__all__ = ["ACTION_SIZE", "TASKS", "PegInHoleEnv", "PickPlaceEnv", "PushEnv", "ReachEnv", "TaskEnv"]
+__all__ = ["ACTION_SIZE", "TASKS", "TASK_CLASSES", "PegInHoleEnv", "PickPlaceEnv", "PushEnv", "ReachEnv", "TaskEnv"]

@@ -67,7 +67,6 @@ class TaskEnv(gym.Env):
         self.ik = DiffIK(self.robot)
         # optional: the safety filter between the controller and the simulator, as in the graph
         self.safety = None
-        self.safety_binding: dict[str, int] = {}
         if safety:
             from robot_ctrl.safety.config import build_filter
 
@@ -184,11 +183,7 @@ class TaskEnv(gym.Env):
         for _ in range(self.periods):
             u = self.ctrl.update(self.sim.time, self.sim.q, self.sim.v)
             if self.safety is not None:
-                out = self.safety.step(self.sim.q, self.sim.v, u)
-                u = out.u
-                if out.intervention > 1e-6:
-                    for name in out.binding:
-                        self.safety_binding[name] = self.safety_binding.get(name, 0) + 1
+                u = self.safety.step(self.sim.q, self.sim.v, u).u
             self.sim.set_command(u)
             self.sim.step()
         self.q_ref, self.v_ref = q_goal, V[0]
