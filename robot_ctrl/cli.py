@@ -147,7 +147,7 @@ def cmd_train(args) -> int:
         if args.tokenizer_steps is not None:
             steps["tokenizer"] = args.tokenizer_steps
     cfg = load_preset(args.policy, args.preset, steps=steps, batch_size=args.batch_size, lr=args.lr,
-                      seed=args.seed, threads=args.threads,
+                      seed=args.seed, threads=args.threads, frame=args.frame,
                       model=json.loads(args.model) if args.model else None)
     data = args.data or _default_data(args.task)
     if not Path(data).exists():
@@ -261,6 +261,9 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--frame", choices=("hand", "world"), default=None,
+                   help="hand: hand-relative observation features and actions (the presets' default); "
+                        "world: absolute coordinates")
     p.add_argument("--model", default=None, help="model config overrides as JSON, e.g. '{\"width\": 32}'")
     p.add_argument("--resume", action="store_true", help="continue from <out>/train_state.pt")
     p.add_argument("--json", action="store_true")

@@ -111,6 +111,15 @@ class PolicySpec:
     action_steps: int = 8
     dt: float = 0.1
     extra: dict = field(default_factory=dict)
+    frame: dict | None = None  # a hand frame (robot_ctrl.learning.frames), None: world coordinates
+
+    @property
+    def model_obs_size(self) -> int:
+        """Numbers per observation the model sees (with the frame's hand-relative features)."""
+        from robot_ctrl.learning.frames import HandFrame
+
+        frame = HandFrame.from_dict(self.frame)
+        return self.obs_size + (frame.extra_size if frame else 0)
 
 
 class Policy:
@@ -118,19 +127,31 @@ class Policy:
     newest), keeps `obs_horizon` of them (the first one repeated after `reset()`), and returns
     the predicted chunk of `horizon` actions.
 
+    With a hand frame in the spec (`robot_ctrl.learning.frames`), the model sees each observation
+    with hand-relative features appended and predicts hand positions relative to the newest
+    observation's hand; `act` returns world coordinates either way.
+
     Action dimensions that never vary in the training data (a scripted expert's fixed hand
     rotation) are not modelled: `active` lists the modelled ones, `fill` holds the constant
     values of the others, and the model's act_dim is the number of active dimensions."""
 
     def __init__(self, model: ChunkModel, spec: PolicySpec, obs_norm: Normalizer, act_norm: Normalizer,
                  active: np.ndarray | None = None, fill: np.ndarray | None = None):
+        from robot_ctrl.learning.frames import FrameError, HandFrame
+
         active = np.arange(spec.act_size) if active is None else np.asarray(active, dtype=np.int64)
         fill = np.zeros(spec.act_size) if fill is None else np.asarray(fill, dtype=np.float64)
-        if (model.obs_dim != spec.obs_size * spec.obs_horizon or model.act_dim != len(active)
+        try:
+            self.frame = HandFrame.from_dict(spec.frame)
+            if self.frame is not None:
+                self.frame.check(spec.obs_size, spec.act_size)
+        except FrameError as e:
+            raise CheckpointError(str(e)) from e
+        if (model.obs_dim != spec.model_obs_size * spec.obs_horizon or obs_norm.low.size != model.obs_dim or model.act_dim != len(active)
                 or fill.shape != (spec.act_size,) or act_norm.low.size != len(active)
                 or (len(active) and (active.min() < 0 or active.max() >= spec.act_size))):
             raise CheckpointError(f"model sizes (obs {model.obs_dim}, action {model.act_dim}) do not match the "
-                                  f"spec (obs {spec.obs_size}×{spec.obs_horizon}, action {spec.act_size} with "
+                                  f"spec (obs {spec.model_obs_size}×{spec.obs_horizon}, action {spec.act_size} with "
                                   f"{len(active)} modelled dimensions)")
         self.model, self.spec, self.obs_norm, self.act_norm = model.eval(), spec, obs_norm, act_norm
         self.active, self.fill = active, fill
@@ -153,11 +174,15 @@ class Policy:
             self._history.extend([obs] * self.spec.obs_horizon)
         else:
             self._history.append(obs)
-        x = self.obs_norm.normalize(np.concatenate(self._history))
+        stacked = np.concatenate(self._history)
+        feats = self.frame.features(stacked, self.spec.obs_size) if self.frame else stacked
+        x = self.obs_norm.normalize(feats)
         with torch.no_grad():
             y = self.model.predict(torch.as_tensor(x, dtype=torch.float32)[None], **kwargs)[0].double().numpy()
         actions = np.tile(self.fill, (len(y), 1))
         actions[:, self.active] = self.act_norm.unnormalize(np.clip(y, -1.0, 1.0))
+        if self.frame is not None:
+            actions = self.frame.to_world(actions, stacked, self.spec.obs_size)
         if not np.all(np.isfinite(actions)):
             raise FloatingPointError("the policy produced non-finite actions")
         return Chunk(times=self.spec.dt * np.arange(self.spec.horizon), actions=actions)
@@ -235,6 +260,9 @@ def load_policy(path: str | Path, expect_obs_size: int | None = None, expect_act
         raise CheckpointError(f"{path}: normalization statistics missing ({e})") from e
     active = tensors["action.active"].numpy() if "action.active" in tensors else None
     fill = tensors["action.fill"].numpy() if "action.fill" in tensors else None
-    if obs_norm.low.size != spec.obs_size * spec.obs_horizon or act_norm.low.size != model.act_dim:
+    if act_norm.low.size != model.act_dim:
         raise CheckpointError(f"{path}: normalization statistics do not match the spec sizes")
-    return Policy(model, spec, obs_norm, act_norm, active, fill)
+    try:
+        return Policy(model, spec, obs_norm, act_norm, active, fill)
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from e

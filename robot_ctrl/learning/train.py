@@ -44,6 +44,7 @@ class TrainConfig:
     seed: int = 0
     ckpt_every: int = 1000
     threads: int = 2
+    frame: str = "world"  # "world": absolute coordinates; "hand": hand-centred (robot_ctrl.learning.frames)
     model: dict = field(default_factory=dict)
 
 
@@ -53,21 +54,44 @@ def _lr_factor(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
 
 
-def build_policy(ds: Dataset, cfg: TrainConfig) -> Policy:
+def training_windows(ds: Dataset, cfg: TrainConfig):
+    """The frame of `cfg` and every training sample in it: (frame or None, observation windows
+    (M, obs_horizon·model_obs_size), action chunks (M, horizon, act_size))."""
+    from robot_ctrl.learning.frames import frame_for_task
+
+    if cfg.frame not in ("world", "hand"):
+        raise ValueError(f"frame must be 'world' or 'hand', got '{cfg.frame}'")
+    frame = frame_for_task(ds.task, ds.obs_size) if cfg.frame == "hand" else None
+    if frame is not None:
+        frame.check(ds.obs_size, ds.act_size)
+    obs_w, act_w = ds.windows(cfg.horizon, cfg.obs_horizon)
+    if frame is not None:
+        act_w = frame.to_relative(act_w, obs_w, ds.obs_size)
+        obs_w = frame.features(obs_w, ds.obs_size)
+    return frame, obs_w, act_w
+
+
+def build_policy(ds: Dataset, cfg: TrainConfig, windows=None) -> Policy:
+    """A fresh policy for `ds`: normalizers fitted on the training samples (in the policy's
+    frame), constant action dimensions found. `windows`: `training_windows(ds, cfg)` if
+    already computed."""
     if cfg.policy not in MODELS:
         raise ValueError(f"unknown policy '{cfg.policy}' (known: {', '.join(sorted(MODELS))})")
     if cfg.action_steps < 1 or cfg.action_steps > cfg.horizon:
         raise ValueError(f"action_steps must be in [1, horizon={cfg.horizon}], got {cfg.action_steps}")
-    obs_norm = Normalizer(np.tile(ds.stats["obs"]["min"], cfg.obs_horizon), np.tile(ds.stats["obs"]["max"], cfg.obs_horizon))
-    lo, hi = ds.stats["action"]["min"], ds.stats["action"]["max"]
+    frame, obs_w, act_w = windows if windows is not None else training_windows(ds, cfg)
+    obs_norm = Normalizer.fit(obs_w)
+    flat = act_w.reshape(-1, ds.act_size).astype(np.float64)
+    lo, hi = flat.min(0), flat.max(0)
     active = np.flatnonzero(hi - lo > CONSTANT_SPAN)  # constant dimensions are filled in, not modelled
     if len(active) == 0:
         raise ValueError(f"{ds.path}: every action dimension is constant; there is nothing to learn")
     act_norm = Normalizer(lo[active], hi[active])
-    model = MODELS[cfg.policy](cfg.obs_horizon * ds.obs_size, len(active), cfg.horizon, **cfg.model)
+    model = MODELS[cfg.policy](obs_w.shape[1], len(active), cfg.horizon, **cfg.model)
     spec = PolicySpec(task=ds.task, obs_size=ds.obs_size, act_size=ds.act_size, obs_horizon=cfg.obs_horizon,
                       horizon=cfg.horizon, action_steps=cfg.action_steps, dt=ds.dt,
-                      extra={"dataset": str(ds.path), "episodes": ds.n_episodes, "train": asdict(cfg)})
+                      extra={"dataset": str(ds.path), "episodes": ds.n_episodes, "train": asdict(cfg)},
+                      frame=frame.to_dict() if frame is not None else None)
     return Policy(model, spec, obs_norm, act_norm, active, 0.5 * (lo + hi))
 
 
@@ -82,13 +106,14 @@ def train(dataset: str | Path | Dataset, out: str | Path, cfg: TrainConfig | Non
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    policy = build_policy(ds, cfg)
+    windows = training_windows(ds, cfg)
+    policy = build_policy(ds, cfg, windows)
     model = policy.model.train()
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
 
-    obs_w, act_w = ds.windows(cfg.horizon, cfg.obs_horizon)
+    _, obs_w, act_w = windows
     X = torch.as_tensor(policy.obs_norm.normalize(obs_w), dtype=torch.float32)
     Y = torch.as_tensor(policy.act_norm.normalize(act_w[..., policy.active]), dtype=torch.float32)
     n = len(X)

@@ -1,0 +1,123 @@
+"""Hand-centred policy frames (robot_ctrl.learning.frames): the layout matches the real task
+observations, the transforms invert, and a hand-frame policy trains, saves, loads and acts in
+world coordinates."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from robot_ctrl.learning import CheckpointError, load_policy
+from robot_ctrl.learning.collect import collect
+from robot_ctrl.learning.dataset import DatasetWriter
+from robot_ctrl.learning.evaluate import evaluate
+from robot_ctrl.learning.frames import FrameError, HandFrame, frame_for_task
+from robot_ctrl.learning.train import TrainConfig, train, training_windows
+from robot_ctrl.tasks import PegInHoleEnv, PickPlaceEnv, ReachEnv
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(prev)
+
+
+@pytest.mark.parametrize("name,cls", [("reach", ReachEnv), ("pick_place", PickPlaceEnv), ("peg_in_hole", PegInHoleEnv)])
+def test_layout_reads_the_hand_objects_and_goal_of_real_observations(name, cls):
+    env = cls()
+    obs, _ = env.reset(seed=3)
+    frame = frame_for_task(name, len(obs))
+    np.testing.assert_allclose(obs[frame.ee:frame.ee + 3], env.ee()[0], atol=1e-6)
+    expected = [env.object_pose(b)[0] for b in env.objects] + [env.goal()]
+    assert len(frame.points) == len(expected)
+    for (i, s), want in zip(frame.points, expected):
+        np.testing.assert_allclose(obs[i:i + s], want, atol=1e-6)
+    feats = frame.features(obs, len(obs))
+    assert feats.shape == (len(obs) + frame.extra_size,)
+    np.testing.assert_allclose(feats[len(obs):len(obs) + 3], expected[0][:3] - env.ee()[0][:3], atol=1e-6)
+
+
+def test_transforms_invert_on_stacked_observations():
+    rng = np.random.default_rng(0)
+    frame = HandFrame(ee=2, points=((6, 3), (9, 2)))
+    obs = rng.normal(size=(5, 2 * 11))               # 5 samples, 2 stacked observations of 11
+    act = rng.normal(size=(5, 4, 10))
+    rel = frame.to_relative(act, obs, 11)
+    # relative to the *newest* observation's hand, position dimensions only
+    np.testing.assert_allclose(rel[..., :3], act[..., :3] - obs[:, None, 11 + 2:11 + 5])
+    np.testing.assert_array_equal(rel[..., 3:], act[..., 3:])
+    np.testing.assert_allclose(frame.to_world(rel, obs, 11), act)
+    f = frame.features(obs, 11)
+    assert f.shape == (5, 2 * 16)
+    np.testing.assert_allclose(f[:, 11:14], obs[:, 6:9] - obs[:, 2:5])        # oldest observation's own
+    np.testing.assert_allclose(f[:, 16 + 14:16 + 16], obs[:, 11 + 9:11 + 11] - obs[:, 11 + 2:11 + 4])
+
+
+def test_bad_frames_are_refused():
+    with pytest.raises(FrameError, match="reads observation index"):
+        HandFrame(ee=30).check(31, 10)
+    with pytest.raises(FrameError, match="task 'stack' has none"):
+        frame_for_task("stack", 40)
+    with pytest.raises(FrameError, match="does not fit task 'reach'"):
+        frame_for_task("reach", 12)
+    with pytest.raises(FrameError, match="unknown policy frame"):
+        HandFrame.from_dict({"kind": "elbow"})
+    assert frame_for_task("metaworld:reach-v3", 39).relative_actions is False
+
+
+@pytest.fixture(scope="module")
+def reach_data(tmp_path_factory):
+    return collect("reach", 12, tmp_path_factory.mktemp("data") / "reach.zarr", seed=0, progress=False).dataset
+
+
+def test_hand_frame_training_samples_are_relative(reach_data):
+    cfg = TrainConfig(policy="mlp", frame="hand")
+    frame, obs_w, act_w = training_windows(reach_data, cfg)
+    n = reach_data.obs_size
+    assert obs_w.shape[1] == n + 3
+    # reach labels are the target: relative to the hand they equal the goal-minus-hand feature
+    np.testing.assert_allclose(act_w[:, 0, :3], obs_w[:, n:n + 3], atol=1e-5)
+    with pytest.raises(ValueError, match="frame must be"):
+        training_windows(reach_data, TrainConfig(frame="elbow"))
+    ds = DatasetWriter(reach_data.path.parent / "other.zarr", "stack", 31, 10, 0.1)
+    ds.add_episode(reach_data.obs[:5], reach_data.action[:5], True)
+    with pytest.raises(FrameError, match="task 'stack'"):
+        training_windows(ds.close(), cfg)
+
+
+def test_hand_frame_policy_learns_reach_and_acts_in_world_coordinates(reach_data, tmp_path):
+    cfg = TrainConfig(policy="mlp", frame="hand", steps={"policy": 800}, batch_size=64, warmup=50, threads=1,
+                      model={"hidden": [64, 64]})
+    ckpt = train(reach_data, tmp_path / "t", cfg, progress=False)["checkpoint"]
+    pol = load_policy(ckpt, expect_obs_size=31)
+    assert pol.frame is not None and pol.model.obs_dim == 34
+    env = ReachEnv()
+    obs, _ = env.reset(seed=10001)
+    chunk = pol.act(obs)
+    # world coordinates: the chunk heads for the (held-out) target, not for target − hand
+    assert np.linalg.norm(chunk.actions[-1, :3] - env.target) < 0.05
+    r = evaluate(ckpt, episodes=10, out=tmp_path / "e", progress=False)
+    assert r["success_rate"] >= 0.8, r
+
+
+def test_damaged_frame_in_a_checkpoint_is_named(reach_data, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    cfg = TrainConfig(policy="mlp", frame="hand", steps={"policy": 5}, batch_size=8, warmup=1, threads=1,
+                      model={"hidden": [16]})
+    ckpt = train(reach_data, tmp_path, cfg, progress=False)["checkpoint"]
+    with safe_open(ckpt, framework="pt") as f:
+        meta = f.metadata()
+    spec = json.loads(meta["spec"])
+    for frame, msg in (({"kind": "hand", "ee": 40, "points": []}, "reads observation index"),
+                       ({"kind": "wrist"}, "unknown policy frame"),
+                       (None, "model sizes")):
+        save_file(load_file(ckpt), str(tmp_path / "bad.safetensors"),
+                  metadata={**meta, "spec": json.dumps(spec | {"frame": frame})})
+        with pytest.raises(CheckpointError, match=msg):
+            load_policy(tmp_path / "bad.safetensors")
