@@ -82,6 +82,8 @@ setup(
             "ros-jazzy-rmw-fastrtps-cpp",
             "ros-jazzy-ament-package",
         ],
+        # teleop hardware: SpaceMouse (hidapi) and gamepads (evdev); imported only when opened
+        "teleop": ["hidapi>=0.14", "evdev>=1.6; sys_platform == 'linux'"],
         "dev": ["pytest>=7", "colcon-common-extensions"],
     },
     zip_safe=True,
