@@ -28,6 +28,7 @@ NODES = [
     "demo_driver = robot_ctrl.ros.demo_driver:main",
     "safety_node = robot_ctrl.ros.safety_node:main",
     "policy_node = robot_ctrl.ros.policy_node:main",
+    "teleop_node = robot_ctrl.ros.teleop_node:main",
 ]
 
 setup(

@@ -76,12 +76,15 @@ class ReplayDevice(Device):
         seed: seed of the noise/dropout generator.
         start: replay start time (s); default the first poll's `now`.
         loop: restart at the end instead of ending.
+        path: a JSON-lines file, instead of `stream` (the node's device_args form).
     """
 
     def __init__(self, stream: Sequence[Prompt] | str | Path = (), *, noise_std=0.0, bias=0.0,
                  latency: float = 0.0, dropout: float = 0.0, seed: int | None = None,
-                 start: float | None = None, loop: bool = False, **kwargs):
+                 start: float | None = None, loop: bool = False, path: str | Path | None = None, **kwargs):
         super().__init__(**kwargs)
+        if path is not None:  # the config form: {"path": "prompts.jsonl"}
+            stream = path
         self.noise_std = _per_axis(noise_std, "noise_std")
         if np.any(self.noise_std < 0):
             raise ValueError(f"noise_std: must be >= 0, got {self.noise_std.tolist()}")

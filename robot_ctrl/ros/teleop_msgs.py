@@ -1,0 +1,130 @@
+"""Teleop prompts ↔ ROS messages, both ways (the teleop node publishes, the policy node and the
+recorder listen).
+
+Topics (all under /teleop/, plus /estop):
+
+==================  ==========================  ===============================================
+topic               type                        content
+==================  ==========================  ===============================================
+/teleop/twist       geometry_msgs/TwistStamped  hand velocity (m/s, rad/s), base frame; zero
+                                                when the operator gives none (deadman)
+/teleop/pose        geometry_msgs/PoseStamped   absolute hand target (clutch form), when given
+/teleop/joints      sensor_msgs/JointState      joint targets of a leader arm, when given
+/teleop/joy         sensor_msgs/Joy             axes [vx, vy, vz, wx, wy, wz, gripper],
+                                                buttons [clutch, intervene, estop]
+/estop              std_msgs/Bool               true on the e-stop button's press
+==================  ==========================  ===============================================
+
+QoS: reliable, keep last 1 for the command streams (only the newest command matters, and a
+late one is worse than none); /teleop/joy and /estop keep 10, so a button press is never
+overwritten by the next sample before it is read.
+
+`PromptAssembler` rebuilds one `Prompt` from the newest messages: the command form is the most
+recent fresh one (twist, pose or joints, each fresh for `timeout` s after it arrived), the
+buttons come from /teleop/joy. A message with NaN/Inf, a bad quaternion or wrong sizes is
+rejected and counted (`rejected`), and changes nothing.
+"""
+from __future__ import annotations
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Joy, JointState
+
+from robot_ctrl.teleop.schema import Prompt
+
+COMMAND_STREAM_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+BUTTON_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+TOPICS = {"twist": "/teleop/twist", "pose": "/teleop/pose", "joints": "/teleop/joints", "joy": "/teleop/joy"}
+JOY_AXES = ("vx", "vy", "vz", "wx", "wy", "wz", "gripper")
+JOY_BUTTONS = ("clutch", "intervene", "estop")
+
+
+def prompt_to_msgs(prompt: Prompt, stamp, frame_id: str) -> dict:
+    """The messages of one prompt, by key of `TOPICS`: twist and joy always, pose and joints
+    in their modes."""
+    out = {}
+    tw = TwistStamped()
+    tw.header.stamp, tw.header.frame_id = stamp, frame_id
+    v = prompt.twist if prompt.mode == "twist" else np.zeros(6)
+    (tw.twist.linear.x, tw.twist.linear.y, tw.twist.linear.z,
+     tw.twist.angular.x, tw.twist.angular.y, tw.twist.angular.z) = (float(x) for x in v)
+    out["twist"] = tw
+    if prompt.mode == "pose":
+        ps = PoseStamped()
+        ps.header.stamp, ps.header.frame_id = stamp, frame_id
+        ps.pose.position.x, ps.pose.position.y, ps.pose.position.z = (float(x) for x in prompt.position)
+        w, x, y, z = (float(c) for c in prompt.quaternion)
+        ps.pose.orientation.w, ps.pose.orientation.x, ps.pose.orientation.y, ps.pose.orientation.z = w, x, y, z
+        out["pose"] = ps
+    if prompt.mode == "joints":
+        js = JointState(name=list(prompt.joint_names), position=[float(x) for x in prompt.joint_positions])
+        js.header.stamp = stamp
+        out["joints"] = js
+    joy = Joy(axes=[float(x) for x in v] + [float(prompt.gripper)],
+              buttons=[int(prompt.clutch), int(prompt.intervene), int(prompt.estop)])
+    joy.header.stamp, joy.header.frame_id = stamp, frame_id
+    out["joy"] = joy
+    return out
+
+
+class PromptAssembler:
+    """Newest teleop messages → one `Prompt` (see the module doc). `now` is the receiver's
+    clock (s); `timeout` how long a command stays fresh."""
+
+    def __init__(self, timeout: float = 0.3):
+        self.timeout = float(timeout)
+        self._cmd: dict[str, tuple[float, dict]] = {}
+        self._buttons = {"gripper": 1.0, "clutch": False, "intervene": False, "estop": False}
+        self._buttons_t = -np.inf
+        self.rejected = 0
+        self.received = 0
+
+    def _reject(self) -> None:
+        self.rejected += 1
+
+    def on_twist(self, msg: TwistStamped, now: float) -> None:
+        t = msg.twist
+        v = np.array([t.linear.x, t.linear.y, t.linear.z, t.angular.x, t.angular.y, t.angular.z])
+        if not np.all(np.isfinite(v)):
+            return self._reject()
+        self.received += 1
+        self._cmd["twist"] = (now, {"twist": v})
+
+    def on_pose(self, msg: PoseStamped, now: float) -> None:
+        p, o = msg.pose.position, msg.pose.orientation
+        pos, quat = np.array([p.x, p.y, p.z]), np.array([o.w, o.x, o.y, o.z])
+        if not (np.all(np.isfinite(pos)) and np.all(np.isfinite(quat))) or abs(np.linalg.norm(quat) - 1.0) > 1e-3:
+            return self._reject()
+        self.received += 1
+        self._cmd["pose"] = (now, {"position": pos, "quaternion": quat / np.linalg.norm(quat)})
+
+    def on_joints(self, msg: JointState, now: float) -> None:
+        q = np.asarray(msg.position, float)
+        if (len(msg.name) == 0 or len(msg.name) != len(q) or len(set(msg.name)) != len(msg.name)
+                or not np.all(np.isfinite(q)) or any(not n for n in msg.name)):
+            return self._reject()
+        self.received += 1
+        self._cmd["joints"] = (now, {"joint_names": tuple(msg.name), "joint_positions": q})
+
+    def on_joy(self, msg: Joy, now: float) -> None:
+        axes = np.asarray(msg.axes, float)
+        if len(axes) != len(JOY_AXES) or len(msg.buttons) != len(JOY_BUTTONS) or not np.all(np.isfinite(axes)) \
+                or abs(axes[6]) > 1.0:
+            return self._reject()
+        self.received += 1
+        self._buttons = {"gripper": float(axes[6]), "clutch": bool(msg.buttons[0]),
+                         "intervene": bool(msg.buttons[1]), "estop": bool(msg.buttons[2])}
+        self._buttons_t = now
+
+    def prompt(self, now: float) -> Prompt | None:
+        """The operator's prompt now, or None when no message is fresh."""
+        fresh = {k: v for k, v in self._cmd.items() if now - v[0] <= self.timeout}
+        buttons_fresh = now - self._buttons_t <= self.timeout
+        if not fresh and not buttons_fresh:
+            return None
+        b = self._buttons if buttons_fresh else {**self._buttons, "clutch": False, "intervene": False}
+        if not fresh:
+            return Prompt(stamp=now, mode="none", **b)
+        mode = max(fresh, key=lambda k: fresh[k][0])
+        return Prompt(stamp=now, mode=mode, **fresh[mode][1], **b)
