@@ -164,7 +164,29 @@ class Policy:
     def reset(self) -> None:
         self._history.clear()
 
-    def act(self, obs, **kwargs) -> Chunk:
+    @property
+    def supports_guidance(self) -> bool:
+        """Whether the model has the guidance hook (`predict(..., guide=, guide_scale=)`)."""
+        import inspect
+
+        return "guide" in inspect.signature(self.model.predict).parameters
+
+    def model_actions(self, actions, stacked_obs) -> np.ndarray:
+        """World-frame actions (H, act_size) → the model's units (H, modelled dimensions):
+        the frame's relative hand positions, normalized."""
+        a = np.asarray(actions, np.float64)
+        if a.shape != (self.spec.horizon, self.spec.act_size) or not np.all(np.isfinite(a)):
+            raise ValueError(f"prompt chunk must be finite with shape ({self.spec.horizon}, {self.spec.act_size}), "
+                             f"got {a.shape}")
+        if self.frame is not None:
+            a = self.frame.to_relative(a, stacked_obs, self.spec.obs_size)
+        return self.act_norm.normalize(a[:, self.active])
+
+    def act(self, obs, guide_to=None, guide_scale: float = 0.0, **kwargs) -> Chunk:
+        """The chunk for the newest observation `obs`. `guide_to`: a world-frame chunk (H,
+        act_size) the sampling is steered toward with strength `guide_scale` (issue 5's
+        guidance prompt: at every denoising step x ← x − λ∇‖x̂₀ − x_prompt‖², in the model's
+        normalized units); only for models with the guidance hook (diffusion)."""
         obs = np.asarray(obs, np.float64)
         if obs.shape != (self.spec.obs_size,):
             raise ValueError(f"observation must have shape ({self.spec.obs_size},), got {obs.shape}")
@@ -177,6 +199,12 @@ class Policy:
         stacked = np.concatenate(self._history)
         feats = self.frame.features(stacked, self.spec.obs_size) if self.frame else stacked
         x = self.obs_norm.normalize(feats)
+        if guide_to is not None:
+            if not self.supports_guidance:
+                raise ValueError(f"a {self.kind} policy has no guidance hook (diffusion policies have one)")
+            target = torch.as_tensor(self.model_actions(guide_to, stacked), dtype=torch.float32)[None]
+            kwargs["guide"] = lambda x0: ((x0 - target) ** 2).sum(dim=(-1, -2))
+            kwargs["guide_scale"] = guide_scale
         with torch.no_grad():
             y = self.model.predict(torch.as_tensor(x, dtype=torch.float32)[None], **kwargs)[0].double().numpy()
         actions = np.tile(self.fill, (len(y), 1))
