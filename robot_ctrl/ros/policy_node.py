@@ -11,7 +11,25 @@ Publishes   <trajectory_topic>           trajectory_msgs/MultiDOFJointTrajectory
             /policy/ready_until          std_msgs/Float64: the sim time the published chunks cover
                                          (the simulator's lockstep gate waits on it)
             /diagnostics                 diagnostic_msgs/DiagnosticArray (1 Hz)
+            /teleop/intervening          std_msgs/Bool: per chunk, whether the operator commanded it
+                                         (prompt modes shared and teleop; recorded as the dataset's
+                                         intervention flag)
 Service     ~/reset                      std_srvs/Trigger: forget the observation history
+
+Prompts (`prompt_mode`, issue 5; the teleop node publishes them, robot_ctrl.ros.teleop_msgs):
+  none       the policy alone (default).
+  goal       the operator sets the task goal: the position of /teleop/pose becomes the goal
+             vector (x, y[, z]) the policy conditions on, instead of /task/goal.
+  shared     shared autonomy (HIL-SERL): every `teleop_period` the operator's prompt is checked;
+             while the operator acts (input above the deadband, or the intervene button) the
+             operator's chunk overrides (`shared_rule: override`) or blends with a fresh policy
+             chunk (`blend`, `blend_alpha`); when the operator lets go, the policy is asked
+             again at once, from the new state. See robot_ctrl.teleop.shared.
+  guidance   diffusion policies only: while the operator acts, sampling is steered toward the
+             operator's chunk (x ← x − λ∇‖x̂₀ − x_prompt‖², λ = `guide_scale`).
+  teleop     no policy: the operator's prompts drive the arm (twist or clutch pose), the hand
+             holds where the operator let go; no checkpoint is loaded.
+An e-stop prompt stops chunk publishing (the teleop node sends /estop to the safety filter).
 
 Timing follows the state stamps (sim time in simulation): a chunk is predicted from the first
 state at or after the previous chunk's stamp + action_steps·dt, so the policy runs at its
@@ -33,7 +51,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped, Transform
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64, Float64MultiArray
+from std_msgs.msg import Bool, Float64, Float64MultiArray
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint, MultiDOFJointTrajectory, MultiDOFJointTrajectoryPoint
 
@@ -61,6 +79,19 @@ PARAMS = {
     "trajectory_topic": Param("", "Where chunks go; empty: /controller/cartesian_trajectory for Cartesian "
                                   "policies, /controller/joint_trajectory for joint-space ones."),
     "threads": Param(1, "torch CPU threads for inference.", positive=True),
+    "prompt_mode": Param("none", "How operator prompts enter (see the module doc).",
+                         choices=("none", "goal", "shared", "guidance", "teleop")),
+    "shared_rule": Param("override", "Shared autonomy: the operator's chunk replaces or blends with the policy's.",
+                         choices=("override", "blend")),
+    "blend_alpha": Param(0.5, "Blend rule: the operator's share while acting, in [0, 1]."),
+    "alpha_mode": Param("constant", "Blend share: constant, or scaled by input magnitude.",
+                        choices=("constant", "magnitude")),
+    "deadband": Param(0.01, "Operator input below this (m/s) does not count as acting.", positive=True),
+    "teleop_period": Param(0.1, "Seconds (state time) between operator checks and teleop chunks.", positive=True),
+    "prompt_timeout": Param(0.3, "Seconds (wall clock) a prompt message stays fresh.", positive=True),
+    "max_speed": Param(0.10, "m/s: pose prompts' approach speed and full-scale input for magnitude blending.",
+                       positive=True),
+    "guide_scale": Param(0.5, "Guidance strength λ (prompt_mode guidance)."),
 }
 
 
@@ -76,51 +107,82 @@ def _pose(msg: PoseStamped):
 class PolicyNode(Node):
     def __init__(self, **kwargs):
         super().__init__("policy", **kwargs)
+        import json
+
         import torch
 
-        from robot_ctrl.control.cartesian import DiffIK
-        from robot_ctrl.learning import load_policy
         from robot_ctrl.learning.base import read_checkpoint
-        from robot_ctrl.model import RobotModel
         from robot_ctrl.tasks import TASK_CLASSES, TASKS
-        from robot_ctrl.tasks.base import ACTION_SIZE
 
         p = declare_parameters(self, PARAMS)
         self.params = p
+        self.mode = p["prompt_mode"]
         torch.set_num_threads(int(p["threads"]))
-        if not p["checkpoint"]:
-            from robot_ctrl.paths import checkpoint_path
+        task = ""
+        if self.mode != "teleop":  # teleop alone loads no policy
+            if not p["checkpoint"]:
+                from robot_ctrl.paths import checkpoint_path
 
-            p["checkpoint"] = str(checkpoint_path("carp_pick_place.safetensors"))
-        import json
+                p["checkpoint"] = str(checkpoint_path("carp_pick_place.safetensors"))
+            meta, _ = read_checkpoint(p["checkpoint"])
+            task = p["task"] or json.loads(meta.get("spec", "{}")).get("task", "")
+            if task not in TASKS:
+                raise ParameterError(f"task '{task}' is not a robot_ctrl task ({', '.join(TASKS)})")
+            self.task_cls = TASK_CLASSES[task]
+        self._setup(p, task)
 
-        meta, _ = read_checkpoint(p["checkpoint"])
-        task = p["task"] or json.loads(meta.get("spec", "{}")).get("task", "")
-        if task not in TASKS:
-            raise ParameterError(f"task '{task}' is not a robot_ctrl task ({', '.join(TASKS)})")
-        self.task_cls = TASK_CLASSES[task]
+    def _setup(self, p, task: str) -> None:
+        from robot_ctrl.control.cartesian import DiffIK
+        from robot_ctrl.learning import load_policy
+        from robot_ctrl.model import RobotModel
+        from robot_ctrl.tasks.base import ACTION_SIZE
+        from robot_ctrl.teleop.shared import SharedAutonomy, SharedConfig
+        from robot_ctrl.ros.teleop_msgs import PromptAssembler  # noqa: I001
+
         self.robot = RobotModel.load(p["robot"])
         self.ik = DiffIK(self.robot)
-        self.objects = tuple(self.task_cls.objects)
-        obs_size = 2 * self.robot.n + 10 + 9 * len(self.objects) + self.task_cls.goal_size
-        self.policy = load_policy(p["checkpoint"], expect_obs_size=obs_size)
-        if self.policy.spec.act_size == ACTION_SIZE:
-            self.cartesian = True
-        elif self.policy.spec.act_size == self.robot.n:
-            self.cartesian = False
-        else:
-            raise ParameterError(f"{p['checkpoint']}: action size {self.policy.spec.act_size} is neither Cartesian "
-                                 f"({ACTION_SIZE}) nor joint-space ({self.robot.n} joints)")
+        self.objects = tuple(self.task_cls.objects) if task else ()
+        if task:
+            obs_size = 2 * self.robot.n + 10 + 9 * len(self.objects) + self.task_cls.goal_size
+            self.policy = load_policy(p["checkpoint"], expect_obs_size=obs_size)
+            if self.policy.spec.act_size == ACTION_SIZE:
+                self.cartesian = True
+            elif self.policy.spec.act_size == self.robot.n:
+                self.cartesian = False
+            else:
+                raise ParameterError(f"{p['checkpoint']}: action size {self.policy.spec.act_size} is neither "
+                                     f"Cartesian ({ACTION_SIZE}) nor joint-space ({self.robot.n} joints)")
+            self.dt = float(self.policy.spec.dt)
+            self.period = self.policy.spec.action_steps * self.dt
+        else:  # teleop alone
+            self.policy, self.cartesian = None, True
+            self.dt = self.period = float(p["teleop_period"])
+        if self.mode in ("shared", "guidance", "teleop") and not self.cartesian:
+            raise ParameterError(f"prompt_mode '{self.mode}' needs a Cartesian policy (hand targets)")
+        if self.mode == "guidance" and not self.policy.supports_guidance:
+            raise ParameterError(f"prompt_mode 'guidance' needs a policy with a guidance hook (diffusion), "
+                                 f"got {self.policy.kind}")
+        if not 0.0 <= p["blend_alpha"] <= 1.0:
+            raise ParameterError(f"parameter 'blend_alpha' of node 'policy' must be in [0, 1], got {p['blend_alpha']}")
+        if p["guide_scale"] < 0:
+            raise ParameterError(f"parameter 'guide_scale' of node 'policy' must be >= 0, got {p['guide_scale']}")
+        horizon = self.policy.spec.horizon if self.policy is not None else 8
+        step_dt = self.dt if self.policy is not None else float(p["teleop_period"])
+        self.shared = SharedAutonomy(SharedConfig(
+            rule=p["shared_rule"], alpha=p["blend_alpha"], alpha_mode=p["alpha_mode"], deadband=p["deadband"],
+            horizon=horizon, dt=step_dt, max_speed=p["max_speed"]))
+        self.prompts = PromptAssembler(timeout=p["prompt_timeout"])
+        self.t_teleop = -np.inf
+        self._acting = False
+        self.gripper = 1.0
         self.task = task
-        self.dt = float(self.policy.spec.dt)
-        self.period = self.policy.spec.action_steps * self.dt
         self.order = JointOrder(self.robot.joint_names)
         self.poses: dict[str, tuple] = {}
         self.goal: np.ndarray | None = None
         self.t_next = -np.inf
         self.t_last = -np.inf
         self.counts = {"chunks": 0, "rejected_observations": 0, "rejected_states": 0, "waiting": 0,
-                       "policy_errors": 0, "time_resets": 0}
+                       "policy_errors": 0, "time_resets": 0, "operator_chunks": 0, "estop_holds": 0}
         self.latency_ms: list[float] = []
 
         topic = p["trajectory_topic"] or ("/controller/cartesian_trajectory" if self.cartesian
@@ -132,17 +194,49 @@ class PolicyNode(Node):
         for b in self.objects:
             self.create_subscription(PoseStamped, f"/objects/{b}/pose", lambda m, b=b: self._on_pose(b, m), STATE_QOS)
         self.create_subscription(Float64MultiArray, "/task/goal", self._on_goal, GOAL_QOS)
+        self.goal_from_operator = False
+        if self.mode != "none":
+            from geometry_msgs.msg import TwistStamped
+            from sensor_msgs.msg import Joy
+
+            from robot_ctrl.ros.teleop_msgs import BUTTON_QOS, COMMAND_STREAM_QOS, TOPICS
+
+            now = time.monotonic
+            self.create_subscription(TwistStamped, TOPICS["twist"], lambda m: self.prompts.on_twist(m, now()),
+                                     COMMAND_STREAM_QOS)
+            self.create_subscription(PoseStamped, TOPICS["pose"], self._on_prompt_pose, COMMAND_STREAM_QOS)
+            self.create_subscription(Joy, TOPICS["joy"], lambda m: self.prompts.on_joy(m, now()), BUTTON_QOS)
+            self.intervening_pub = self.create_publisher(Bool, "/teleop/intervening", STATE_QOS)
         self.create_subscription(JointState, "/joint_states", self._on_state, STATE_QOS)
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_timer(1.0, self._publish_diagnostics)
-        self.get_logger().info(f"{self.policy.kind} policy for {task} from {p['checkpoint']}: chunks of "
-                               f"{self.policy.spec.horizon} x {self.dt:.3f} s every {self.period:.2f} s on {topic}")
+        if self.policy is None:
+            self.get_logger().info(f"teleop (no policy): operator chunks every {self.period:.2f} s on {topic}")
+        else:
+            self.get_logger().info(f"{self.policy.kind} policy for {task} from {p['checkpoint']}: chunks of "
+                                   f"{self.policy.spec.horizon} x {self.dt:.3f} s every {self.period:.2f} s on {topic}"
+                                   f"; prompts: {self.mode}")
 
     # -- inputs --------------------------------------------------------------------------
     def _on_pose(self, body: str, msg: PoseStamped) -> None:
         self.poses[body] = _pose(msg)
 
+    def _on_prompt_pose(self, msg: PoseStamped) -> None:
+        self.prompts.on_pose(msg, time.monotonic())
+        if self.mode != "goal" or self.policy is None:
+            return
+        p = msg.pose.position
+        g = np.array([p.x, p.y, p.z])[:self.task_cls.goal_size]
+        if not np.all(np.isfinite(g)) or self.task_cls.goal_size > 3:
+            self.counts["rejected_observations"] += 1
+            return
+        self.goal_from_operator = True
+        self.goal = g
+        self._restart()
+
     def _on_goal(self, msg: Float64MultiArray) -> None:
+        if self.goal_from_operator or self.policy is None:
+            return  # prompt_mode goal: the operator's goal wins once given; teleop: no goal
         g = np.asarray(msg.data, dtype=float)
         if g.shape != (self.task_cls.goal_size,):
             self.counts["rejected_observations"] += 1
@@ -177,6 +271,8 @@ class PolicyNode(Node):
             # (the first message may have gone out before its subscription matched)
             self.ready_pub.publish(Float64(data=self.t_next))
         self.t_last = t
+        if self.mode in ("shared", "teleop") and self._operator_step(msg.header.stamp, t, q, v):
+            return
         if t < self.t_next - 1e-9:
             return
         if (self.goal is None or any(b not in self.poses for b in self.objects)
@@ -190,18 +286,74 @@ class PolicyNode(Node):
             self.counts["rejected_observations"] += 1
             self.get_logger().error("observation has NaN/Inf: holding (no new chunk)", throttle_duration_sec=1.0)
             return
+        kwargs = {}
+        if self.mode == "guidance":
+            prompt = self.prompts.prompt(time.monotonic())
+            if prompt is not None and prompt.estop:
+                self.counts["estop_holds"] += 1
+                return
+            if self.shared.acting(prompt):
+                p_hand, R_hand = self.ik.ee_pose(q)
+                kwargs = {"guide_to": self.shared.operator_chunk(p_hand, R_hand, prompt, prompt.gripper),
+                          "guide_scale": self.params["guide_scale"]}
+                self.counts["operator_chunks"] += 1
         t0 = time.perf_counter()
         try:
-            chunk = self.policy.act(obs)
+            chunk = self.policy.act(obs, **kwargs)
         except (ValueError, FloatingPointError) as exc:
             self.counts["policy_errors"] += 1
             self.get_logger().error(f"policy failed, holding: {exc}", throttle_duration_sec=1.0)
             return
         self.latency_ms.append(1e3 * (time.perf_counter() - t0))
         self.chunk_pub.publish(self._chunk_msg(msg.header.stamp, chunk.actions))
+        self.gripper = float(chunk.actions[0, -1]) if self.cartesian else self.gripper
+        if self.mode in ("shared", "guidance"):
+            self.intervening_pub.publish(Bool(data=bool(kwargs)))
         self.counts["chunks"] += 1
         self.t_next = t + self.period
         self.ready_pub.publish(Float64(data=t + self.period))
+
+    def _observation(self, q, v):
+        from robot_ctrl.tasks.base import build_observation
+
+        return build_observation(self.ik, q, v, [self.poses[b] for b in self.objects], self.goal)
+
+    def _operator_step(self, stamp, t: float, q, v) -> bool:
+        """Shared autonomy and teleop: every teleop_period, let the operator act. Returns True
+        when this state is handled (operator chunk published, or held for an e-stop)."""
+        if t < self.t_teleop - 1e-9 or self.chunk_pub.get_subscription_count() == 0:
+            return self.policy is None or self._acting
+        self.t_teleop = t + float(self.params["teleop_period"])
+        prompt = self.prompts.prompt(time.monotonic())
+        if prompt is not None and prompt.estop:
+            self.counts["estop_holds"] += 1
+            self._acting = True
+            return True
+        acting = self.shared.acting(prompt)
+        self._acting = acting
+        if not acting and self.policy is not None:
+            return False
+        p_hand, R_hand = self.ik.ee_pose(q)
+        policy_chunk = None
+        if acting and self.policy is not None and self.params["shared_rule"] == "blend":
+            if self.goal is None or any(b not in self.poses for b in self.objects):
+                return True
+            obs = self._observation(q, v)
+            try:
+                policy_chunk = self.policy.act(obs).actions if np.all(np.isfinite(obs)) else None
+            except (ValueError, FloatingPointError):
+                policy_chunk = None
+        chunk, acted = self.shared.step(p_hand, R_hand, prompt, policy_chunk, gripper=self.gripper)
+        if chunk is None:
+            return True
+        self.chunk_pub.publish(self._chunk_msg(stamp, chunk))
+        self.intervening_pub.publish(Bool(data=bool(acted)))
+        self.gripper = float(chunk[0, 9])
+        self.counts["operator_chunks" if acted else "chunks"] += 1
+        if self.policy is not None:
+            self.t_next = t  # when the operator lets go, the policy answers from the new state at once
+            self.policy.reset()
+        return True
 
     # -- output --------------------------------------------------------------------------
     def _chunk_msg(self, stamp, actions: np.ndarray):
@@ -233,9 +385,10 @@ class PolicyNode(Node):
         lat = np.array(self.latency_ms[-200:]) if self.latency_ms else np.zeros(1)
         bad = self.counts["rejected_observations"] + self.counts["policy_errors"]
         level = DiagnosticStatus.WARN if bad else DiagnosticStatus.OK
-        publish_status(self, self.diag_pub, "robot_ctrl/policy", self.policy.kind, level,
+        publish_status(self, self.diag_pub, "robot_ctrl/policy", self.policy.kind if self.policy else "teleop", level,
                        "holding after bad input" if bad else "running",
-                       {**self.counts, "task": self.task, "chunk_ms_p50": f"{np.percentile(lat, 50):.2f}",
+                       {**self.counts, "task": self.task, "prompt_mode": self.mode,
+                        "interventions": self.shared.interventions, "chunk_ms_p50": f"{np.percentile(lat, 50):.2f}",
                         "chunk_ms_p99": f"{np.percentile(lat, 99):.2f}"})
 
 

@@ -1,0 +1,155 @@
+"""Teleoperation through the whole graph (issue 5), nodes started as processes like `ros2 launch`
+would: teleop node (replay device) → policy node (prompt_mode teleop or shared) → controller →
+safety filter → simulator in real time.
+
+* Teleop alone: a replayed +y twist moves the hand along +y by about speed × duration, the hand
+  holds when the stream stops, and the e-stop button latches the safety filter's stop with no
+  chunk published after it.
+* Shared autonomy: the MLP reach policy drives to the goal; an operator push upward takes over
+  (flagged on /teleop/intervening and counted), and when the operator lets go the policy
+  finishes the reach."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool
+from trajectory_msgs.msg import MultiDOFJointTrajectory
+
+from robot_ctrl.paths import checkpoint_path
+from robot_ctrl.teleop.replay import save_prompts
+from robot_ctrl.teleop.schema import Prompt
+from rosgraph import diag_values, spin_until, start_node, stop
+
+
+def _stream(path, segments, dt=0.02):
+    """segments: (seconds, twist (6), estop)."""
+    prompts, t = [], 0.0
+    for seconds, tw, estop in segments:
+        for _ in range(int(round(seconds / dt))):
+            prompts.append(Prompt(stamp=t, mode="twist", twist=tw, estop=estop))
+            t += dt
+    save_prompts(path, prompts)
+    return str(path)
+
+
+class Probe:
+    def __init__(self, node):
+        from robot_ctrl.control.cartesian import DiffIK
+        from robot_ctrl.model import RobotModel
+
+        self.ik = DiffIK(RobotModel.load("panda"))
+        self.hand = None
+        self.t = 0.0
+        self.chunks, self.diags, self.intervening, self.success = [], [], [], False
+        node.create_subscription(JointState, "/joint_states", self._on_state, 10)
+        node.create_subscription(MultiDOFJointTrajectory, "/controller/cartesian_trajectory", self.chunks.append, 10)
+        node.create_subscription(DiagnosticArray, "/diagnostics", self.diags.append, 50)
+        node.create_subscription(Bool, "/teleop/intervening", lambda m: self.intervening.append(m.data), 50)
+        node.create_subscription(Bool, "/task/success", self._on_success, 10)
+
+    def _on_state(self, m):
+        names = list(m.name)
+        q = np.array([m.position[names.index(j)] for j in self.ik.robot.joint_names])
+        self.hand = self.ik.ee_pose(q)[0]
+        self.t = m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec
+
+    def _on_success(self, m):
+        self.success = self.success or m.data
+
+
+def _graph(task: str = "", policy: dict | None = None):
+    sim = {"timing_mode": "realtime"}
+    if task:
+        sim.update(task=task, task_seed=800)
+    return [
+        start_node("sim_node", "sim.yaml", sim),
+        start_node("controller_node", "controller.yaml",
+                   remap={"/forward_effort_controller/commands": "/safety_filter/nominal"}),
+        start_node("safety_node", "safety_filter.yaml", {"config": "panda_tasks", "use_sim_time": "true"}),
+        start_node("policy_node", "policy.yaml", policy or {"prompt_mode": "teleop"}),
+    ]
+
+
+def _teleop(path):
+    return start_node("teleop_node", "teleop.yaml",
+                      {"device": "replay", "device_args": json.dumps(json.dumps({"path": path})),
+                       "deadman_timeout": 0.2})
+
+
+def test_teleop_alone_moves_holds_and_estops(ros, tmp_path):
+    v = 0.05
+    path = _stream(tmp_path / "p.jsonl", [(0.3, [0] * 6, False), (2.0, [0, v, 0, 0, 0, 0], False),
+                                          (1.5, [0] * 6, False), (1.0, [0] * 6, True)])
+    probe = Probe(ros)
+    procs = _graph()
+    try:
+        # the graph holds the arm (teleop with no prompt: hold chunks) before the operator starts
+        assert spin_until(ros, lambda: len(probe.chunks) >= 3 and probe.hand is not None, 60, procs)
+        spin_until(ros, lambda: False, 1.0, procs)
+        start = probe.hand.copy()
+        t_start = probe.t
+        procs.append(_teleop(path))
+        assert spin_until(ros, lambda: any(probe.intervening), 20, procs)
+        # moving, then the zero segment: the hand stops
+        assert spin_until(ros, lambda: probe.hand[1] - start[1] > 0.02, 20, procs)
+        hands = []
+        assert spin_until(ros, lambda: hands.append(probe.hand.copy()) or probe.intervening[-1] is False
+                          and len(hands) > 50 and np.linalg.norm(hands[-1] - hands[-50]) < 1e-3, 20, procs)
+        moved = probe.hand - start
+        elapsed = probe.t - t_start
+        # about v × 2 s of sim time (the sim may run a little slower than the wall clock)
+        assert 0.4 * v * 2.0 < moved[1] < 1.6 * v * 2.0, (moved, elapsed)
+        assert abs(moved[0]) < 0.02 and abs(moved[2]) < 0.02, moved
+        held = probe.hand.copy()
+        spin_until(ros, lambda: False, 0.5, procs)
+        assert np.linalg.norm(probe.hand - held) < 0.005
+        # the e-stop: the safety filter latches its stop, the policy node publishes no chunk after it
+        assert spin_until(ros, lambda: diag_values(probe.diags, "robot_ctrl/safety_filter").get("estop_latched")
+                          == "True", 20, procs)
+        spin_until(ros, lambda: False, 0.3, procs)
+        n = len(probe.chunks)
+        spin_until(ros, lambda: False, 0.6, procs)
+        assert len(probe.chunks) == n
+        d = diag_values(probe.diags, "robot_ctrl/policy")
+        assert d["prompt_mode"] == "teleop" and int(d["estop_holds"]) > 0 and int(d["operator_chunks"]) > 5
+    finally:
+        stop(procs)
+
+
+def test_shared_autonomy_operator_takes_over_and_the_policy_finishes(ros, tmp_path):
+    path = _stream(tmp_path / "p.jsonl", [(1.5, [0, 0, 0.08, 0, 0, 0], False)])
+    probe = Probe(ros)
+    procs = _graph("reach", {"checkpoint": str(checkpoint_path("mlp_reach.safetensors")), "prompt_mode": "shared",
+                             "shared_rule": "override"})
+    try:
+        assert spin_until(ros, lambda: len(probe.chunks) >= 1 and probe.hand is not None, 60, procs)
+        procs.append(_teleop(path))
+        assert spin_until(ros, lambda: any(probe.intervening), 20, procs)
+        z0 = probe.hand[2]
+        trace = []
+        assert spin_until(ros, lambda: trace.append((round(probe.t, 2), round(probe.hand[2] - z0, 3),
+                                                     probe.intervening[-1])) or probe.hand[2] - z0 > 0.03, 20, procs), \
+            (max(x[1] for x in trace), trace[-1], len(trace), diag_values(probe.diags, "robot_ctrl/policy"))  # the operator lifts the hand
+        # released: the policy is back (chunks flagged False) and completes the reach
+        assert spin_until(ros, lambda: probe.intervening[-1] is False, 20, procs)
+        assert spin_until(ros, lambda: probe.success, 60, procs)
+        assert spin_until(ros, lambda: int(diag_values(probe.diags, "robot_ctrl/policy").get("interventions", 0)) > 3,
+                          5, procs)
+    finally:
+        stop(procs)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"prompt_mode": "guidance", "checkpoint": str(checkpoint_path("mlp_reach.safetensors"))}, "guidance hook"),
+    ({"prompt_mode": "shared", "blend_alpha": 1.5, "checkpoint": str(checkpoint_path("mlp_reach.safetensors"))},
+     "blend_alpha"),
+    ({"prompt_mode": "telepathy"}, "prompt_mode"),
+])
+def test_bad_prompt_parameters_stop_startup(params, message):
+    proc = start_node("policy_node", "policy.yaml", params)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and message in out.decode(errors="replace"), out.decode(errors="replace")
