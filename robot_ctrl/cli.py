@@ -85,6 +85,33 @@ def cmd_episodes(args) -> int:
     return 0 if s["ok"] else 1
 
 
+def _teleop_session(args, record=None, episodes=None) -> int:
+    from robot_ctrl.teleop.session import run_session
+
+    try:
+        dev_args = json.loads(args.device_args)
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"robot-ctrl: --device-args is not JSON: {e}") from None
+    if not isinstance(dev_args, dict):
+        raise SystemExit("robot-ctrl: --device-args must be a JSON object")
+    mode = args.mode or ("shared" if args.checkpoint else "teleop")
+    s = run_session(args.device, dev_args, task=args.task, checkpoint=args.checkpoint, prompt_mode=mode,
+                    duration=args.duration, record=record, episodes=episodes, seed=args.seed,
+                    keep_failures=getattr(args, "keep_failures", False), quiet=args.json)
+    if args.json:
+        print(json.dumps(s))
+    return 0
+
+
+def cmd_teleop(args) -> int:
+    return _teleop_session(args)
+
+
+def cmd_record(args) -> int:
+    out = args.out or f"out/data/{args.task}_teleop.zarr"
+    return _teleop_session(args, record=out, episodes=args.episodes)
+
+
 def cmd_bench(args) -> int:
     from robot_ctrl import bench
 
@@ -214,6 +241,27 @@ def main(argv=None) -> int:
     p.add_argument("--no-video", action="store_true")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_episodes)
+
+    for name, helptext in (("teleop", "drive the simulated arm with a teleop device through the full graph"),
+                           ("record", "record teleoperated demonstrations (with intervention flags) into a dataset")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--device", required=True, choices=("keyboard", "gamepad", "spacemouse", "web", "replay"))
+        p.add_argument("--device-args", default="{}", help='device options as JSON, e.g. \'{"path": "p.jsonl"}\'')
+        p.add_argument("--task", default="reach", help="task world (reach, push, pick_place, peg_in_hole)")
+        p.add_argument("--checkpoint", default=None, help="a policy to share control with (shared autonomy)")
+        p.add_argument("--mode", default=None, choices=("teleop", "shared", "guidance", "goal"),
+                       help="prompt mode (default: teleop, or shared with --checkpoint)")
+        p.add_argument("--seed", type=int, default=3000, help="task seed of the first episode")
+        p.add_argument("--json", action="store_true")
+        if name == "teleop":
+            p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
+            p.set_defaults(func=cmd_teleop)
+        else:
+            p.add_argument("--episodes", type=int, default=10)
+            p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+            p.add_argument("--out", default=None, help="dataset (.zarr; appended to if it exists)")
+            p.add_argument("--keep-failures", action="store_true", help="also keep failed episodes (flagged)")
+            p.set_defaults(func=cmd_record)
 
     p = sub.add_parser("bench", help="benchmarks")
     p.add_argument("what", choices=("sim", "loop", "safety", "policy"))
