@@ -121,6 +121,16 @@ def cmd_bench(args) -> int:
         from robot_ctrl.learning.bench import bench_policy
 
         result = bench_policy(carp=args.carp, diffusion=args.diffusion, calls=args.calls)
+    elif args.what == "teleop":
+        from robot_ctrl.teleop.study import operator_study
+
+        ckpt = args.checkpoint
+        if ckpt is None:
+            from robot_ctrl.paths import checkpoint_path
+
+            ckpt = str(checkpoint_path("mlp_reach.safetensors"))
+        result = operator_study(ckpt, episodes=args.episodes, noise_std=(args.noise, 0.0), bias=(args.bias, 0.0),
+                                latency=args.latency, dropout=args.dropout, rule=args.rule)
     elif args.what == "safety":
         result = bench.bench_safety(robot=args.robot, mode=args.mode, steps=args.steps,
                                     falsify_steps=args.falsify, progress=not args.json)
@@ -264,7 +274,7 @@ def main(argv=None) -> int:
             p.set_defaults(func=cmd_record)
 
     p = sub.add_parser("bench", help="benchmarks")
-    p.add_argument("what", choices=("sim", "loop", "safety", "policy"))
+    p.add_argument("what", choices=("sim", "loop", "safety", "policy", "teleop"))
     p.add_argument("--robot", default="panda")
     p.add_argument("--seconds", type=float, default=None, help="measurement length (wall s)")
     p.add_argument("--lockstep", action="store_true", help="loop: lockstep timing instead of realtime")
@@ -274,6 +284,14 @@ def main(argv=None) -> int:
     p.add_argument("--carp", default=None, help="policy: CARP checkpoint (default: the preset, random weights)")
     p.add_argument("--diffusion", default=None, help="policy: diffusion checkpoint (default: the preset)")
     p.add_argument("--calls", type=int, default=50, help="policy: timed chunk predictions per sampler")
+    p.add_argument("--checkpoint", default=None, help="teleop: reach policy for shared autonomy "
+                                                      "(default checkpoints/mlp_reach.safetensors)")
+    p.add_argument("--episodes", type=int, default=20, help="teleop: scripted-operator episodes per arm")
+    p.add_argument("--noise", type=float, default=0.02, help="teleop: operator twist noise std (m/s)")
+    p.add_argument("--bias", type=float, default=0.03, help="teleop: operator bias (m/s, random direction)")
+    p.add_argument("--latency", type=float, default=0.2, help="teleop: operator link latency (s)")
+    p.add_argument("--dropout", type=float, default=0.1, help="teleop: probability a device poll brings nothing")
+    p.add_argument("--rule", default="blend", choices=("blend", "override"), help="teleop: shared-autonomy rule")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_bench)
 
