@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 
-.PHONY: demo test bench venv clean metaworld
+.PHONY: demo test bench venv clean metaworld browser
 
 venv: $(STAMP)
 
@@ -24,7 +24,15 @@ $(STAMP): setup.py setup.cfg package.xml
 demo: $(STAMP)
 	$(VENV)/bin/robot-ctrl demo --out out/demo
 
-test: $(STAMP)
+# headless Chromium + ChromeDriver for the browser teleop tests (Debian packages)
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver >/dev/null || \
+	  { $$SUDO apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver >/dev/null; }; \
+	fi
+
+test: $(STAMP) browser
 	$(PY) -m pytest -q tests
 
 bench: $(STAMP)

@@ -64,6 +64,7 @@ setup(
         "imageio>=2.31",
         "tqdm>=4.66",
         "rich>=13",
+        "websockets>=13",  # the browser teleop device (websockets.asyncio.server)
     ],
     extras_require={
         # On a robot these come from the ROS 2 Jazzy install; this extra installs
@@ -85,8 +86,10 @@ setup(
         ],
         # teleop hardware: SpaceMouse (hidapi) and gamepads (evdev); imported only when opened
         "teleop": ["hidapi>=0.14", "evdev>=1.6; sys_platform == 'linux'"],
-        "dev": ["pytest>=7", "colcon-common-extensions"],
+        # tests: selenium drives Debian's chromium/chromedriver (make test installs them)
+        "dev": ["pytest>=7", "colcon-common-extensions", "selenium>=4.10"],
     },
+    package_data={"robot_ctrl.teleop": ["static/*.html"]},
     zip_safe=True,
     maintainer="robot_ctrl developers",
     maintainer_email="dev@robot-ctrl.local",

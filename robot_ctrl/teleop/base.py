@@ -35,7 +35,7 @@ CLOSED, OK, NOT_INSTALLED, NOT_FOUND, NOT_A_TTY, DISCONNECTED, ENDED = (
     "closed", "ok", "not_installed", "not_found", "not_a_tty", "disconnected", "ended")
 
 DEVICES: dict[str, type[Device]] = {}
-_BUILTIN_MODULES = ("keyboard", "gamepad", "spacemouse", "replay")
+_BUILTIN_MODULES = ("keyboard", "gamepad", "spacemouse", "replay", "web")
 
 
 class DeviceUnavailable(Exception):
