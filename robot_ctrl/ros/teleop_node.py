@@ -42,7 +42,9 @@ PARAMS = {
 
 
 class TeleopNode(Node):
-    def __init__(self, **kwargs):
+    def __init__(self, device=None, **kwargs):
+        """`device`: an already built `robot_ctrl.teleop.Device` to use instead of the `device`
+        parameter's (benchmarks and tests inject devices with fake input sources this way)."""
         super().__init__("teleop", **kwargs)
         from robot_ctrl.teleop.base import make_device
         from robot_ctrl.teleop.schema import Deadman
@@ -55,12 +57,10 @@ class TeleopNode(Node):
             raise ParameterError(f"parameter 'device_args' of node 'teleop' is not JSON: {e}") from None
         if not isinstance(dev_args, dict):
             raise ParameterError("parameter 'device_args' of node 'teleop' must be a JSON object")
-        try:
-            self.device = make_device(p["device"], max_linear_speed=p["max_linear_speed"],
-                                      max_angular_speed=p["max_angular_speed"],
-                                      reconnect_period=p["reconnect_period"], **dev_args)
-        except TypeError as e:
-            raise ParameterError(f"device '{p['device']}' does not take these device_args: {e}") from None
+        if device is not None:
+            self.device = device
+        else:
+            self.device = self._make_device(make_device, p, dev_args)
         self.device.open()
         if self.device.error:
             self.get_logger().error(f"teleop device '{p['device']}': {self.device.error} (publishing zero prompts)")
@@ -81,6 +81,15 @@ class TeleopNode(Node):
         self.create_timer(1.0, self._publish_diagnostics)
         self.get_logger().info(f"teleop: {p['device']} at {p['rate_hz']:.0f} Hz, deadman {p['deadman']} after "
                                f"{p['deadman_timeout']:.2f} s")
+
+    @staticmethod
+    def _make_device(make_device, p, dev_args):
+        try:
+            return make_device(p["device"], max_linear_speed=p["max_linear_speed"],
+                               max_angular_speed=p["max_angular_speed"], reconnect_period=p["reconnect_period"],
+                               **dev_args)
+        except TypeError as e:
+            raise ParameterError(f"device '{p['device']}' does not take these device_args: {e}") from None
 
     def _tick(self) -> None:
         now = time.monotonic()
