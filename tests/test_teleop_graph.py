@@ -143,6 +143,31 @@ def test_shared_autonomy_operator_takes_over_and_the_policy_finishes(ros, tmp_pa
         stop(procs)
 
 
+def test_goal_prompt_sets_the_target_the_policy_reaches(ros):
+    from geometry_msgs.msg import PoseStamped
+
+    from robot_ctrl.ros.teleop_msgs import COMMAND_STREAM_QOS
+
+    probe = Probe(ros)
+    pub = ros.create_publisher(PoseStamped, "/teleop/pose", COMMAND_STREAM_QOS)
+    goal = np.array([0.42, -0.22, 0.25])
+    from robot_ctrl.tasks import ReachEnv
+
+    env = ReachEnv()
+    env.reset(seed=800)
+    assert np.linalg.norm(env.target - goal) > 0.1  # the task's own target is elsewhere
+    procs = _graph("reach", {"checkpoint": str(checkpoint_path("mlp_reach.safetensors")), "prompt_mode": "goal"})
+    try:
+        assert spin_until(ros, lambda: len(probe.chunks) >= 1 and probe.hand is not None, 60, procs)
+        msg = PoseStamped()
+        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = goal
+        msg.pose.orientation.w = 1.0
+        assert spin_until(ros, lambda: pub.publish(msg) or np.linalg.norm(probe.hand - goal) < 0.025, 40, procs), \
+            probe.hand
+    finally:
+        stop(procs)
+
+
 @pytest.mark.parametrize("params, message", [
     ({"prompt_mode": "guidance", "checkpoint": str(checkpoint_path("mlp_reach.safetensors"))}, "guidance hook"),
     ({"prompt_mode": "shared", "blend_alpha": 1.5, "checkpoint": str(checkpoint_path("mlp_reach.safetensors"))},
