@@ -150,7 +150,7 @@ def test_goal_prompt_sets_the_target_the_policy_reaches(ros):
 
     probe = Probe(ros)
     pub = ros.create_publisher(PoseStamped, "/teleop/pose", COMMAND_STREAM_QOS)
-    goal = np.array([0.42, -0.22, 0.25])
+    goal = np.array([0.50, 0.15, 0.25])
     from robot_ctrl.tasks import ReachEnv
 
     env = ReachEnv()
