@@ -172,6 +172,15 @@ class Device(abc.ABC):
     def _close(self) -> None:
         """Release the hardware."""
 
+    def _press(self, action: str | None) -> None:
+        """A button press's latched effect, for devices with `gripper` and `estop` state."""
+        if action == "gripper_toggle":
+            self.gripper = -self.gripper
+        elif action == "estop":
+            self.estop = True
+        elif action == "estop_release":
+            self.estop = False
+
     def _zero(self, now: float) -> Prompt:
         """Zero prompt keeping the last gripper command and e-stop flag."""
         if self.last is None:

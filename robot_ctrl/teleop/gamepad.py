@@ -169,13 +169,7 @@ class GamepadDevice(Device):
                 self.pressed.discard(code)
             elif value == 1 and code not in self.pressed:  # a press; 2 is auto-repeat
                 self.pressed.add(code)
-                action = self.buttons.get(code)
-                if action == "gripper_toggle":
-                    self.gripper = -self.gripper
-                elif action == "estop":
-                    self.estop = True
-                elif action == "estop_release":
-                    self.estop = False
+                self._press(self.buttons.get(code))
 
     def normalized(self) -> np.ndarray:
         """Axes ``[X, Y, Z, RX, RY, RZ]``: sticks in [−1, 1], triggers in [0, 1]."""

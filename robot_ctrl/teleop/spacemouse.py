@@ -148,12 +148,7 @@ class SpaceMouseDevice(Device):
             pressed = mask & ~self.button_mask
             for bit, action in self.buttons.items():
                 if pressed >> bit & 1:
-                    if action == "gripper_toggle":
-                        self.gripper = -self.gripper
-                    elif action == "estop":
-                        self.estop = True
-                    elif action == "estop_release":
-                        self.estop = False
+                    self._press(action)
             self.button_mask = mask
 
     def _held(self, action: str) -> bool:
