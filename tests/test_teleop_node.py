@@ -126,3 +126,39 @@ def test_prompt_messages_round_trip_and_bad_messages_are_rejected(ros):
     asm.on_joy(Joy(axes=[0.0] * 3, buttons=[0, 0, 0]), 3.0)
     asm.on_joy(Joy(axes=[0.0] * 6 + [4.0], buttons=[0, 0, 0]), 3.0)
     assert asm.rejected == 4 and asm.prompt(3.0) is None
+
+
+def test_clutch_pose_form_applies_device_motion_to_the_captured_hand_pose(ros, tmp_path):
+    """clutch_pose: while the clutch is held, the integrated twist (5 cm along x) moves the target
+    from the hand pose captured at the press; after release the target holds."""
+    from robot_ctrl.control.cartesian import DiffIK
+    from robot_ctrl.model import RobotModel
+    from sensor_msgs.msg import JointState
+
+    dt = 0.02
+    prompts = [Prompt(stamp=k * dt, mode="twist") for k in range(15)]
+    prompts += [Prompt(stamp=(15 + k) * dt, mode="twist", twist=[0.05, 0, 0, 0, 0, 0], clutch=True) for k in range(50)]
+    prompts += [Prompt(stamp=(65 + k) * dt, mode="twist", twist=[0.05, 0, 0, 0, 0, 0]) for k in range(40)]
+    save_prompts(tmp_path / "c.jsonl", prompts)
+    robot = RobotModel.load("panda")
+    hand = DiffIK(robot).ee_pose(robot.home)[0]
+    poses = []
+    ros.create_subscription(PoseStamped, "/teleop/pose", poses.append, COMMAND_STREAM_QOS)
+    state_pub = ros.create_publisher(JointState, "/joint_states", 10)
+    js = JointState(name=list(robot.joint_names), position=[float(x) for x in robot.home],
+                    velocity=[0.0] * robot.n)
+    procs = [start_node("teleop_node", "teleop.yaml",
+                        {"device": "replay", "device_args": json.dumps(json.dumps({"path": str(tmp_path / "c.jsonl")})),
+                         "clutch_pose": "true", "deadman_timeout": 0.5})]
+    try:
+        # the stream ends at 2.1 s; the last pose after release is the held target
+        assert spin_until(ros, lambda: state_pub.publish(js) or (len(poses) > 60 and not poses[-1] is None
+                                                                  and len(poses) > 0), 20, procs)
+        spin_until(ros, lambda: state_pub.publish(js) or False, 2.5, procs)
+        p = poses[-1].pose.position
+        moved = np.array([p.x, p.y, p.z]) - hand
+        np.testing.assert_allclose(moved, [0.05, 0.0, 0.0], atol=0.008, err_msg=str(moved))
+        first = poses[0].pose.position
+        np.testing.assert_allclose([first.x, first.y, first.z], hand, atol=0.005)  # captured at the press
+    finally:
+        stop(procs)

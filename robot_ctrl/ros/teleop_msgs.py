@@ -8,6 +8,7 @@ topic               type                        content
 ==================  ==========================  ===============================================
 /teleop/twist       geometry_msgs/TwistStamped  hand velocity (m/s, rad/s), base frame; zero
                                                 when the operator gives none (deadman)
+                                                (not sent while the command is a pose/joints)
 /teleop/pose        geometry_msgs/PoseStamped   absolute hand target (clutch form), when given
 /teleop/joints      sensor_msgs/JointState      joint targets of a leader arm, when given
 /teleop/joy         sensor_msgs/Joy             axes [vx, vy, vz, wx, wy, wz, gripper],
@@ -41,15 +42,16 @@ JOY_BUTTONS = ("clutch", "intervene", "estop")
 
 
 def prompt_to_msgs(prompt: Prompt, stamp, frame_id: str) -> dict:
-    """The messages of one prompt, by key of `TOPICS`: twist and joy always, pose and joints
-    in their modes."""
+    """The messages of one prompt, by key of `TOPICS`: joy always, and the command in its form
+    (twist, also zero for a `none` prompt; pose; joints)."""
     out = {}
-    tw = TwistStamped()
-    tw.header.stamp, tw.header.frame_id = stamp, frame_id
     v = prompt.twist if prompt.mode == "twist" else np.zeros(6)
-    (tw.twist.linear.x, tw.twist.linear.y, tw.twist.linear.z,
-     tw.twist.angular.x, tw.twist.angular.y, tw.twist.angular.z) = (float(x) for x in v)
-    out["twist"] = tw
+    if prompt.mode in ("twist", "none"):  # a pose or joint command is not also a (zero) twist
+        tw = TwistStamped()
+        tw.header.stamp, tw.header.frame_id = stamp, frame_id
+        (tw.twist.linear.x, tw.twist.linear.y, tw.twist.linear.z,
+         tw.twist.angular.x, tw.twist.angular.y, tw.twist.angular.z) = (float(x) for x in v)
+        out["twist"] = tw
     if prompt.mode == "pose":
         ps = PoseStamped()
         ps.header.stamp, ps.header.frame_id = stamp, frame_id

@@ -5,6 +5,10 @@ Publishes   /teleop/twist, /teleop/pose, /teleop/joints, /teleop/joy   (see tele
             /diagnostics                 device, status (ok, not_installed, not_found,
                                          disconnected, ...), the error in words, counts
 
+With `clutch_pose`, the node publishes the pose form instead: while the clutch button is held,
+the device's integrated motion is applied to the hand pose captured at the press (from
+/joint_states and the robot's kinematics), and on release the target holds.
+
 Every period the device is polled (wall clock: input devices live in real time) and its prompt
 goes through the deadman: with no fresh input for `deadman_timeout` the prompt becomes zero
 (`deadman: zero`) or holds the last command with zero velocity (`hold`). A device that is
@@ -15,6 +19,9 @@ from __future__ import annotations
 
 import json
 import time
+
+import numpy as np
+from scipy.spatial.transform import Rotation
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped, TwistStamped
@@ -38,6 +45,10 @@ PARAMS = {
     "reconnect_period": Param(1.0, "Seconds between attempts to reopen a missing or unplugged device.",
                               positive=True),
     "frame_id": Param("panda_link0", "Frame of the published twists and poses (the robot's base)."),
+    "clutch_pose": Param(False, "Publish the clutch pose form: while the clutch button is held, the device's "
+                                "integrated motion is applied to the hand pose captured at the press "
+                                "(/teleop/pose); on release the target holds."),
+    "robot": Param("panda", "Robot (for the hand pose the clutch captures; clutch_pose only)."),
 }
 
 
@@ -72,6 +83,9 @@ class TeleopNode(Node):
             "joy": self.create_publisher(Joy, TOPICS["joy"], BUTTON_QOS),
         }
         self.estop_pub = self.create_publisher(Bool, "/estop", BUTTON_QOS)
+        self.clutch = None
+        if p["clutch_pose"]:
+            self._setup_clutch(p["robot"])
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.counts = {"published": 0, "deadman_trips": 0, "estops": 0}
         self._estop = False
@@ -81,6 +95,48 @@ class TeleopNode(Node):
         self.create_timer(1.0, self._publish_diagnostics)
         self.get_logger().info(f"teleop: {p['device']} at {p['rate_hz']:.0f} Hz, deadman {p['deadman']} after "
                                f"{p['deadman_timeout']:.2f} s")
+
+    def _setup_clutch(self, robot: str) -> None:
+        from robot_ctrl.control.cartesian import DiffIK
+        from robot_ctrl.model import RobotModel
+        from robot_ctrl.ros.common import STATE_QOS, JointOrder, JointStateError
+        from robot_ctrl.teleop.schema import Clutch
+
+        ik = DiffIK(RobotModel.load(robot))
+        order = JointOrder(ik.robot.joint_names)
+        self.clutch, self.hand = Clutch(frame="base"), None
+        self.dev_p, self.dev_q, self.t_dev = np.zeros(3), np.array([1.0, 0.0, 0.0, 0.0]), None
+
+        def on_state(msg):
+            try:
+                q, _ = order.state(msg)
+            except JointStateError:
+                return
+            pos, R = ik.ee_pose(q)
+            x, y, z, w = Rotation.from_matrix(R).as_quat()
+            self.hand = (pos, np.array([w, x, y, z]))
+
+        self.create_subscription(JointState, "/joint_states", on_state, STATE_QOS)
+
+    def _clutch_prompt(self, prompt, now: float):
+        """The pose form of a twist prompt (see `clutch_pose`)."""
+        from robot_ctrl.teleop.schema import Prompt
+
+        dt = 0.0 if self.t_dev is None else min(now - self.t_dev, 0.5)  # (a longer stall: the node was stopped)
+        self.t_dev = now
+        if prompt.mode == "twist":  # the device's own pose: its velocity output, integrated
+            self.dev_p = self.dev_p + prompt.linear * dt
+            x, y, z, w = (Rotation.from_rotvec(prompt.angular * dt)
+                          * Rotation.from_quat([*self.dev_q[1:], self.dev_q[0]])).as_quat()
+            self.dev_q = np.array([w, x, y, z])
+        if prompt.clutch and not self.clutch.engaged and self.hand is None and self.clutch.target is None:
+            return prompt  # no robot state yet to capture
+        target = self.clutch.update(prompt.clutch, self.dev_p, self.dev_q,
+                                    *(self.hand if self.hand is not None else (None, None)))
+        if target is None or prompt.estop:
+            return prompt
+        return Prompt(stamp=prompt.stamp, mode="pose", position=target[0], quaternion=target[1],
+                      gripper=prompt.gripper, clutch=prompt.clutch, intervene=prompt.intervene, estop=prompt.estop)
 
     @staticmethod
     def _make_device(make_device, p, dev_args):
@@ -95,6 +151,8 @@ class TeleopNode(Node):
         now = time.monotonic()
         raw = self.device.poll(now)
         prompt = self.deadman.update(now, raw if self.device.fresh else None)
+        if self.clutch is not None:
+            prompt = self._clutch_prompt(prompt, now)
         if self.deadman.tripped and not self._tripped:
             self.counts["deadman_trips"] += 1
         self._tripped = self.deadman.tripped
