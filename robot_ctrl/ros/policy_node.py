@@ -247,8 +247,10 @@ class PolicyNode(Node):
         self._restart()
 
     def _restart(self) -> None:
-        self.policy.reset()
-        self.t_next = -np.inf
+        if self.policy is not None:
+            self.policy.reset()
+        self.shared.reset()  # (a new episode: no latched hold from the last one)
+        self.t_next = self.t_teleop = -np.inf
 
     def _on_reset(self, request, response):
         self._restart()
