@@ -145,6 +145,33 @@ def test_shared_autonomy_operator_takes_over_and_the_policy_finishes(ros, tmp_pa
         stop(procs)
 
 
+def test_leader_arm_joint_targets_drive_the_arm_by_name(ros, tmp_path):
+    """Joint-target prompts (a leader arm, here replayed: joint 1 ramps 0.3 rad, plus a joint the
+    robot does not have) reach the controller's joint-space input and move the arm."""
+    from robot_ctrl.model import RobotModel
+
+    robot = RobotModel.load("panda")
+    j1 = robot.joint_names.index("panda_joint1")
+    prompts = []
+    for k in range(100):
+        t = 0.02 * k
+        prompts.append(Prompt(stamp=t, mode="joints", joint_names=("leader_wrist_camera", "panda_joint1"),
+                              joint_positions=[1.0, robot.home[j1] + 0.3 * min(1.0, t / 1.5)]))
+    save_prompts(tmp_path / "j.jsonl", prompts)
+    probe = Probe(ros)
+    q1 = []
+    ros.create_subscription(JointState, "/joint_states",
+                            lambda m: q1.append(m.position[list(m.name).index("panda_joint1")]), 10)
+    procs = _graph()
+    try:
+        assert spin_until(ros, lambda: len(probe.chunks) >= 3 and q1, 60, procs)
+        procs.append(_teleop(str(tmp_path / "j.jsonl")))
+        assert spin_until(ros, lambda: abs(q1[-1] - (robot.home[j1] + 0.3)) < 0.03, 30, procs), q1[-1]
+        assert any(probe.intervening)
+    finally:
+        stop(procs)
+
+
 def test_goal_prompt_sets_the_target_the_policy_reaches(ros):
     from geometry_msgs.msg import PoseStamped
 

@@ -28,7 +28,8 @@ Prompts (`prompt_mode`, issue 5; the teleop node publishes them, robot_ctrl.ros.
   guidance   diffusion policies only: while the operator acts, sampling is steered toward the
              operator's chunk (x ← x − λ∇‖x̂₀ − x_prompt‖², λ = `guide_scale`).
   teleop     no policy: the operator's prompts drive the arm (twist or clutch pose), the hand
-             holds where the operator let go; no checkpoint is loaded.
+             holds where the operator let go; no checkpoint is loaded. Joint targets (a leader
+             arm, /teleop/joints) go to /controller/joint_trajectory, mapped by joint name.
 An e-stop prompt stops chunk publishing (the teleop node sends /estop to the safety filter).
 
 Timing follows the state stamps (sim time in simulation): a chunk is predicted from the first
@@ -206,6 +207,10 @@ class PolicyNode(Node):
                                      COMMAND_STREAM_QOS)
             self.create_subscription(PoseStamped, TOPICS["pose"], self._on_prompt_pose, COMMAND_STREAM_QOS)
             self.create_subscription(Joy, TOPICS["joy"], lambda m: self.prompts.on_joy(m, now()), BUTTON_QOS)
+            self.create_subscription(JointState, TOPICS["joints"], lambda m: self.prompts.on_joints(m, now()),
+                                     COMMAND_STREAM_QOS)
+            # leader-arm joint targets (teleop mode) go to the controller's joint-space input
+            self.joint_pub = self.create_publisher(JointTrajectory, "/controller/joint_trajectory", TRAJECTORY_QOS)
             self.intervening_pub = self.create_publisher(Bool, "/teleop/intervening", STATE_QOS)
         self.create_subscription(JointState, "/joint_states", self._on_state, STATE_QOS)
         self.create_service(Trigger, "~/reset", self._on_reset)
@@ -335,6 +340,8 @@ class PolicyNode(Node):
         self._acting = acting
         if not acting and self.policy is not None:
             return False
+        if acting and prompt.mode == "joints":
+            return self._joint_prompt(stamp, q, prompt)
         p_hand, R_hand = self.ik.ee_pose(q)
         policy_chunk = None
         if acting and self.policy is not None and self.params["shared_rule"] == "blend":
@@ -354,6 +361,29 @@ class PolicyNode(Node):
         self.counts["operator_chunks" if acted else "chunks"] += 1
         if self.policy is not None:
             self.t_next = t  # when the operator lets go, the policy answers from the new state at once
+            self.policy.reset()
+        return True
+
+    def _joint_prompt(self, stamp, q, prompt) -> bool:
+        """A leader arm's joint targets: one joint-space point per teleop period, mapped by
+        name; joints the leader does not name keep their current position, unknown names are
+        ignored."""
+        names = list(self.robot.joint_names)
+        target = np.array(q, dtype=float)
+        for n, x in zip(prompt.joint_names, prompt.joint_positions):
+            if n in names:
+                target[names.index(n)] = x
+        target = np.clip(target, self.robot.q_min, self.robot.q_max)
+        msg = JointTrajectory(joint_names=names)
+        pt = JointTrajectoryPoint(positions=[float(x) for x in target])
+        sec_to_stamp(float(self.params["teleop_period"]), pt.time_from_start)
+        msg.points.append(pt)
+        msg.header.stamp = stamp
+        self.joint_pub.publish(msg)
+        self.intervening_pub.publish(Bool(data=True))
+        self.counts["operator_chunks"] += 1
+        if self.policy is not None:
+            self.t_next = self.t_last
             self.policy.reset()
         return True
 
