@@ -122,15 +122,23 @@ def cmd_bench(args) -> int:
 
         result = bench_policy(carp=args.carp, diffusion=args.diffusion, calls=args.calls)
     elif args.what == "teleop":
+        from robot_ctrl.teleop.latency import bench_latency, summary_rows
         from robot_ctrl.teleop.study import operator_study
 
-        ckpt = args.checkpoint
-        if ckpt is None:
-            from robot_ctrl.paths import checkpoint_path
+        result = {"benchmark": "teleop"}
+        if not args.no_latency:
+            result["latency"] = bench_latency(trials=args.trials)
+        if not args.no_study:
+            ckpt = args.checkpoint
+            if ckpt is None:
+                from robot_ctrl.paths import checkpoint_path
 
-            ckpt = str(checkpoint_path("mlp_reach.safetensors"))
-        result = operator_study(ckpt, episodes=args.episodes, noise_std=(args.noise, 0.0), bias=(args.bias, 0.0),
-                                latency=args.latency, dropout=args.dropout, rule=args.rule)
+                ckpt = str(checkpoint_path("mlp_reach.safetensors"))
+            result["operator_study"] = operator_study(ckpt, episodes=args.episodes, noise_std=(args.noise, 0.0),
+                                                      bias=(args.bias, 0.0), latency=args.latency,
+                                                      dropout=args.dropout, rule=args.rule)
+        if not args.json:  # the table shows one row per figure
+            result = summary_rows(result)
     elif args.what == "safety":
         result = bench.bench_safety(robot=args.robot, mode=args.mode, steps=args.steps,
                                     falsify_steps=args.falsify, progress=not args.json)
@@ -292,6 +300,9 @@ def main(argv=None) -> int:
     p.add_argument("--latency", type=float, default=0.2, help="teleop: operator link latency (s)")
     p.add_argument("--dropout", type=float, default=0.1, help="teleop: probability a device poll brings nothing")
     p.add_argument("--rule", default="blend", choices=("blend", "override"), help="teleop: shared-autonomy rule")
+    p.add_argument("--trials", type=int, default=30, help="teleop: latency trials per device and per teleop_period")
+    p.add_argument("--no-latency", action="store_true", help="teleop: skip the latency benchmark")
+    p.add_argument("--no-study", action="store_true", help="teleop: skip the scripted-operator study")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_bench)
 

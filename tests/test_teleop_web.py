@@ -88,6 +88,15 @@ def recv_type(ws, kind, timeout=3.0):
             return m
 
 
+def recv_state(ws, estop, timeout=3.0):
+    """Next ``state`` message whose e-stop flag is `estop` (earlier broadcasts are skipped)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        m = recv_type(ws, "state", timeout=max(0.01, deadline - time.monotonic()))
+        if m["estop"] is estop:
+            return m
+
+
 def send(ws, msg):
     ws.send(msg if isinstance(msg, (str, bytes)) else json.dumps(msg))
 
@@ -243,6 +252,7 @@ BAD = [
     (json.dumps({**inp(2), "pad": "x" * 5000}), "oversize"),
     (b'{"type": "ping"}', "binary"),
     ('{"type": "reset_estop", "now": true}', "bad-field"),
+    ('{"type": "estop", "now": true}', "bad-field"),  # a malformed e-stop latches nothing
 ]
 
 
@@ -287,7 +297,7 @@ def test_one_controller_viewers_are_view_only_and_take_over(dev):
         wait_for(lambda: dev.clients == 2, what="two clients")
         send(a, inp(1, (0.3, 0, 0, 0, 0, 0), gripper=-1))
         good = poll_until(dev, lambda p: dev.fresh)
-        for msg in (inp(7, (-1, 0, 0, 0, 0, 0), estop=True), {"type": "reset_estop"}):
+        for msg in (inp(7, (-1, 0, 0, 0, 0, 0), gripper=1, intervene=True), {"type": "reset_estop"}):
             send(b, msg)
             assert recv_type(b, "error")["reason"] == "view-only"
         assert dev.rejected == {"view-only": 2}
@@ -352,6 +362,65 @@ def test_estop_latches_until_released_and_reset(dev):
     dev.reset_estop()
     assert not dev.poll(time.monotonic()).estop
     assert dev.rejected == {"estop-held": 2}
+
+
+def test_any_station_may_estop_only_the_controller_resets(dev):
+    """Stopping is always allowed: a viewer's E-STOP (an input with buttons.estop, or an
+    {"type": "estop"} message) latches the e-stop; nothing else of a viewer's input is used,
+    and only the controller resets it."""
+    with client(dev) as a, client(dev) as b:
+        assert recv_type(a, "hello")["role"] == "controller"
+        assert recv_type(b, "hello")["role"] == "viewer"
+        send(a, inp(1, (0.5, 0, 0, 0, 0, 0)))
+        poll_until(dev, lambda p: dev.fresh and p.twist[0] == pytest.approx(0.5 * V))
+
+        # 1. a viewer's input with estop true: latched, its twist/gripper/buttons ignored
+        send(b, inp(1, (-1, 0, 0, 0, 0, 0), gripper=-1, clutch=True, estop=True))
+        state = recv_state(b, True)
+        assert state["role"] == "viewer"
+        assert dev.estop_latched
+        p = dev.poll(time.monotonic())
+        assert p.estop and not np.any(p.twist) and p.gripper == 1.0 and not p.clutch
+        recv_state(a, True)  # the controller sees it too
+        # the controller keeps sending: still stopped
+        send(a, inp(2, (1, 0, 0, 0, 0, 0)))
+        p = poll_until(dev, lambda p: dev.fresh)
+        assert p.estop and not np.any(p.twist)
+        # the viewer cannot reset it; the controller can (its last input has estop false)
+        send(b, {"type": "reset_estop"})
+        assert recv_type(b, "error")["reason"] == "view-only"
+        assert dev.estop_latched
+        send(a, {"type": "reset_estop"})
+        wait_for(lambda: not dev.estop_latched, what="the controller's reset")
+        send(a, inp(3, (1, 0, 0, 0, 0, 0)))
+        p = poll_until(dev, lambda p: dev.fresh)
+        assert not p.estop and p.twist[0] == pytest.approx(V)
+
+        # 2. a viewer's {"type": "estop"} message latches too
+        send(b, {"type": "estop"})
+        wait_for(lambda: dev.estop_latched, what="the viewer's estop message")
+        p = dev.poll(time.monotonic())
+        assert p.estop and not np.any(p.twist)
+        send(a, {"type": "reset_estop"})
+        wait_for(lambda: not dev.estop_latched, what="the controller's reset")
+
+        # 3. the controller's own estop message is a press: released by an input before a reset
+        send(a, inp(4, (0.5, 0, 0, 0, 0, 0)))
+        poll_until(dev, lambda p: dev.fresh and p.twist[0] > 0)
+        send(a, {"type": "estop"})
+        wait_for(lambda: dev.estop_latched, what="the controller's estop message")
+        send(a, {"type": "reset_estop"})
+        assert recv_type(a, "error")["reason"] == "estop-held"
+        assert dev.estop_latched
+        send(a, inp(5))
+        send(a, {"type": "reset_estop"})
+        wait_for(lambda: not dev.estop_latched, what="the controller's reset after the release")
+
+        # everything else from a viewer stays view-only
+        send(b, inp(9, (0, 1, 0, 0, 0, 0)))
+        assert recv_type(b, "error")["reason"] == "view-only"
+        assert not dev.estop_latched
+    assert dev.rejected == {"view-only": 2, "estop-held": 1}
 
 
 # ---------------------------------------------------------------------------------------
@@ -499,7 +568,10 @@ def test_browser_second_window_is_view_only_then_takes_over(page, dev):
     page.get(dev.url)
     wait_role(page, "viewer")
     viewer = page.current_window_handle
-    assert not page.find_element(By.ID, "estop").is_enabled()  # view-only: controls disabled
+    # view-only: driving controls and the reset disabled; the E-STOP stays enabled
+    for elem in ("gripper", "clutch", "intervene", "zero", "reset"):
+        assert not page.find_element(By.ID, elem).is_enabled(), elem
+    assert page.find_element(By.ID, "estop").is_enabled()
     wait_for(lambda: dev.clients == 2, what="two clients")
 
     # drive from the controller window
@@ -512,7 +584,7 @@ def test_browser_second_window_is_view_only_then_takes_over(page, dev):
     page.execute_script("""
         for (let i = 0; i < 3; i++) teleop.send({type: "input", seq: 1000 + i,
             twist: [-1, 0, 0, 0, 0, 0], gripper: -1,
-            buttons: {clutch: false, intervene: false, estop: true}});""")
+            buttons: {clutch: true, intervene: true, estop: false}});""")
     wait_for(lambda: dev.rejected.get("view-only") == 3, what="3 view-only rejections")
     stays(dev, lambda p, fresh: near(p.twist, [V, 0, 0, 0, 0, 0]) and not p.estop
           and p.gripper == 1.0, duration=0.2)
@@ -527,6 +599,43 @@ def test_browser_second_window_is_view_only_then_takes_over(page, dev):
     drag(page, "joystick", -130, 0)
     poll_until(dev, lambda p: near(p.twist, [0, V, 0, 0, 0, 0]), what="+y from the new controller")
     release(page)
+
+
+def test_browser_viewer_estop_stops_and_only_the_controller_resets(page, dev):
+    from selenium.webdriver.common.by import By
+
+    controller = page.current_window_handle
+    page.switch_to.window(controller)
+    drag(page, "joystick", 0, -130)
+    poll_until(dev, lambda p: near(p.twist, [V, 0, 0, 0, 0, 0]), what="+x from the controller")
+
+    page.switch_to.new_window("window")
+    page.get(dev.url)
+    wait_role(page, "viewer")
+    viewer = page.current_window_handle
+    wait_for(lambda: dev.clients == 2, what="two clients")
+    click(page, "estop")  # the viewer's E-STOP button
+    poll_until(dev, lambda p: p.estop and not np.any(p.twist), what="e-stop from the viewer")
+    assert dev.estop_latched
+    wait_for(lambda: "latched" in page.find_element(By.ID, "estop").text, what="viewer shows latched")
+    assert not page.find_element(By.ID, "reset").is_enabled()  # the viewer cannot reset
+    # the controller still drags: stopped all the same
+    stays(dev, lambda p, fresh: p.estop and not np.any(p.twist), duration=0.3)
+    assert dev.rejected == {}
+
+    # the controller's page shows the latch and resets it
+    page.switch_to.window(controller)
+    release(page)
+    wait_for(lambda: page.find_element(By.ID, "reset").is_enabled(), what="the controller's reset enabled")
+    assert "latched" in page.find_element(By.ID, "estop").text
+    click(page, "reset")
+    poll_until(dev, lambda p: dev.fresh and not p.estop, what="e-stop reset by the controller")
+    drag(page, "joystick", -130, 0)
+    poll_until(dev, lambda p: near(p.twist, [0, V, 0, 0, 0, 0]), what="+y after the reset")
+    release(page)
+    page.switch_to.window(viewer)
+    wait_for(lambda: page.find_element(By.ID, "estop").text == "E-STOP", what="viewer shows released")
+    assert dev.rejected == {}
 
 
 def test_browser_closing_the_page_makes_the_prompt_stale(page, dev):

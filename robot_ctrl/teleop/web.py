@@ -28,7 +28,9 @@ the operator's browser must not drive the robot). Clients without an ``Origin`` 
 (scripts) are allowed.
 
 Roles. The first client to connect is the **controller**; later ones are **viewers**
-(view-only: they see the state, their commands are rejected with reason ``view-only``).
+(view-only: they see the state, their commands are rejected with reason ``view-only``). One
+exception: **any station may stop the robot** — a viewer's E-STOP latches the e-stop like the
+controller's (stopping is always allowed; driving stays with the controller).
 When the controller disconnects, the oldest remaining client is promoted and told so with
 a new ``hello``. A controller disconnect drops its input at once: `poll` then gives a zero
 prompt (keeping the gripper command and the e-stop latch) with ``fresh = False``, so a
@@ -41,6 +43,7 @@ client → server::
 
     {"type": "input", "seq": 12, "twist": [vx, vy, vz, wx, wy, wz],
      "gripper": 1.0, "buttons": {"clutch": false, "intervene": false, "estop": false}}
+    {"type": "estop"}             (any client: latch the e-stop)
     {"type": "reset_estop"}
     {"type": "ping"}              (optional "t": number, echoed in the pong)
 
@@ -50,7 +53,11 @@ client → server::
 * ``gripper``: number in [-1 closed, +1 open].
 * ``buttons``: exactly the three booleans.
 * ``seq``: integer in [0, 2^53), strictly increasing on one connection.
-* No other keys. Only the controller may send ``input`` and ``reset_estop``.
+* No other keys. Only the controller may send ``input`` and ``reset_estop``, except that
+  a viewer's ``input`` with ``buttons.estop = true`` is taken as its E-STOP: it latches the
+  e-stop and nothing else of it is used (its twist, gripper, other buttons and ``seq`` are
+  validated, then ignored). A viewer's other ``input`` (estop false) is rejected
+  (``view-only``).
 
 server → client::
 
@@ -63,9 +70,10 @@ server → client::
     {"type": "pong", "t": ..}
 
 A ``hello`` is sent on connect and on promotion; ``state`` to every client at
-``state_rate`` Hz, and to the sender right after a ``reset_estop``. A new controller
-should start from the ``hello``'s ``gripper`` (the page does), so a handover or a page
-reload does not move the gripper. The page sends its full input at 20 Hz while it
+``state_rate`` Hz, and to the sender right after a ``reset_estop`` or an e-stop that did not
+come from the controller's ``input`` (an ``estop`` message, a viewer's estop ``input``). A
+new controller should start from the ``hello``'s ``gripper`` (the page does), so a handover
+or a page reload does not move the gripper. The page sends its full input at 20 Hz while it
 controls (a heartbeat) and on every change.
 
 Rejected messages get an ``error`` reply, are counted in ``rejected[reason]`` and never
@@ -77,14 +85,19 @@ would accept, or overflowing numbers like 1e999), ``not-an-object``, ``unknown-t
 ``stale-seq``, ``view-only``, ``estop-held``. Refused handshakes count as ``origin`` or
 ``bad-host``.
 
-E-stop. An input with ``buttons.estop = true`` latches the e-stop: every prompt has
-``estop = True`` and a zero twist until the controller (a) sends an input with
-``estop = false`` (the button released) and then (b) sends ``{"type": "reset_estop"}``;
-the reset drops the input from before it, so prompts stay zero until the next input.
-A ``reset_estop`` while the controller's last input still has ``estop = true``, or before
-it sent any input, is rejected (``estop-held``). The latch survives disconnects and
-handovers. `reset_estop()` clears it from Python (the next ``estop = true`` input latches
-again). The safety filter has its own latch and reset; this one only shapes the prompt.
+E-stop. Any connected client latches the e-stop, with an input with
+``buttons.estop = true`` (the controller's, or a viewer's) or a ``{"type": "estop"}``
+message (any client; the page's viewers send this one). While latched every prompt has
+``estop = True`` and a zero twist. **Only the controller resets it**: it (a) sends an input
+with ``estop = false`` (the button released) and then (b) sends ``{"type":
+"reset_estop"}``; the reset drops the input from before it, so prompts stay zero until the
+next input. A ``reset_estop`` while the controller's last input still has ``estop = true``,
+after its own ``estop`` message with no input since, or before it sent any input, is
+rejected (``estop-held``); from a viewer it is rejected (``view-only``), so a viewer can
+stop the robot but never restart it, and a viewer's stop needs the controller's reset. The
+latch survives disconnects and handovers. `reset_estop()` clears it from Python (the next
+e-stop latches again). The safety filter has its own latch and reset; this one only shapes
+the prompt.
 """
 from __future__ import annotations
 
@@ -509,9 +522,20 @@ class WebDevice(Device):
             if viewers:
                 broadcast(viewers, msg_v)
 
-    async def _send_state(self, ws) -> None:
+    def _state_for(self, ws) -> str:
+        """The ``state`` message for one client (its role's)."""
         ctrl, _, msg_c, msg_v = self._state_messages()
-        await ws.send(msg_c if ws is ctrl else msg_v)
+        return msg_c if ws is ctrl else msg_v
+
+    async def _send_state(self, ws) -> None:
+        await ws.send(self._state_for(ws))
+
+    def _latch(self, ws) -> None:
+        """(Lock held.) Latch the e-stop; any client may (stopping is always allowed)."""
+        if not self._estop:
+            self._estop = True
+            who = "the controller" if ws is self._controller else "a view-only client"
+            log.warning("web: e-stop pressed in the browser by %s", who)
 
     async def _handler(self, ws) -> None:
         from websockets.exceptions import ConnectionClosed
@@ -576,22 +600,36 @@ class WebDevice(Device):
             t = msg.get("t")
             return json.dumps({"type": "pong",
                                "t": t if _is_number(t) and abs(t) < 1e15 else None})
+        if kind == "estop":
+            if set(msg) != {"type"}:
+                raise _Reject("bad-field", "estop takes no fields")
+            with self._lock:
+                if self._controller is ws:
+                    # a press: released by an input with estop false before a reset
+                    self._last_estop[ws] = True
+                self._latch(ws)
+            return self._state_for(ws)
         if kind == "input":
             seq, twist, gripper, buttons = parse_input(msg)
             with self._lock:
                 if self._controller is not ws:
-                    raise _Reject("view-only", "another client controls the robot")
-                last = self._seq.get(ws)
-                if last is not None and seq <= last:
-                    raise _Reject("stale-seq", f"seq {seq} after {last}")
-                self._seq[ws] = self._last_seq = seq
-                self._last_estop[ws] = buttons["estop"]
-                self._input, self._new = (twist, gripper, buttons), True
-                self._t_input, self._gripper = time.monotonic(), gripper
-                if buttons["estop"] and not self._estop:
-                    self._estop = True
-                    log.warning("web: e-stop pressed in the browser")
-            return None
+                    if not buttons["estop"]:
+                        raise _Reject("view-only", "another client controls the robot")
+                    # stopping is always allowed: a viewer's E-STOP latches, the rest is ignored
+                    self._latch(ws)
+                    viewer_stop = True
+                else:
+                    viewer_stop = False
+                    last = self._seq.get(ws)
+                    if last is not None and seq <= last:
+                        raise _Reject("stale-seq", f"seq {seq} after {last}")
+                    self._seq[ws] = self._last_seq = seq
+                    self._last_estop[ws] = buttons["estop"]
+                    self._input, self._new = (twist, gripper, buttons), True
+                    self._t_input, self._gripper = time.monotonic(), gripper
+                    if buttons["estop"]:
+                        self._latch(ws)
+            return self._state_for(ws) if viewer_stop else None
         if kind == "reset_estop":
             if set(msg) != {"type"}:
                 raise _Reject("bad-field", "reset_estop takes no fields")
