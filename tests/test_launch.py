@@ -458,7 +458,7 @@ def probe():
 
 def test_launch_files_present():
     names = {p.name for p in LAUNCH_FILES}
-    assert {"sim.launch.py", "demo.launch.py", "policy.launch.py"} <= names, names
+    assert {"sim.launch.py", "demo.launch.py", "policy.launch.py", "teleop.launch.py"} <= names, names
 
 
 def test_setup_nodes_are_installed_console_scripts():
@@ -510,6 +510,8 @@ def test_expected_nodes():
     assert executables("sim.launch.py") == ["controller_node", "safety_node", "sim_node"]
     assert executables("demo.launch.py") == ["controller_node", "demo_driver", "safety_node", "sim_node"]
     assert executables("policy.launch.py") == ["controller_node", "policy_node", "safety_node", "sim_node"]
+    assert executables("teleop.launch.py") == ["controller_node", "policy_node", "safety_node", "sim_node",
+                                               "teleop_node"]
 
 
 BAD_LAUNCH = '''
