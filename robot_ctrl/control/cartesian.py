@@ -115,6 +115,35 @@ class DiffIK:
         return q
 
 
+def step_box(v_prev: np.ndarray, dt: float, vmax: np.ndarray, speed_fraction: float = 0.5,
+             a_max: float | np.ndarray = 5.0) -> tuple[np.ndarray, np.ndarray]:
+    """The joint steps (low, high) one segment of `dt` may take after a segment of mean
+    velocity `v_prev`: mean velocity at most speed_fraction·vmax, change at most a_max·dt/4
+    (see `ik_chunk`)."""
+    dv = np.asarray(a_max, dtype=float) * dt / 4.0
+    lo = np.maximum(-speed_fraction * vmax, v_prev - dv) * dt
+    hi = np.minimum(speed_fraction * vmax, v_prev + dv) * dt
+    return np.minimum(lo, hi), np.maximum(lo, hi)
+
+
+def joint_chunk(q_start: np.ndarray, dts, targets, v_max: np.ndarray, q_min: np.ndarray, q_max: np.ndarray,
+                v_start: np.ndarray | None = None, speed_fraction: float = 0.5,
+                a_max: float | np.ndarray = 5.0) -> tuple[np.ndarray, np.ndarray]:
+    """`ik_chunk` for joint-space targets (K, n): each target clipped into the same feasibility
+    box and the joint limits. Returns joint targets and segment mean velocities (K, n)."""
+    vmax = np.where(np.isfinite(v_max), v_max, 1.0)
+    q_prev = np.array(q_start, dtype=float)
+    v_prev = np.zeros_like(q_prev) if v_start is None else np.array(v_start, dtype=float)
+    targets = np.asarray(targets, dtype=float)
+    Q, V = np.empty((len(dts), len(q_prev))), np.empty((len(dts), len(q_prev)))
+    for k, dt in enumerate(dts):
+        lo, hi = step_box(v_prev, float(dt), vmax, speed_fraction, a_max)
+        q = np.clip(np.clip(targets[k], q_prev + lo, q_prev + hi), q_min, q_max)
+        Q[k], V[k] = q, (q - q_prev) / float(dt)
+        q_prev, v_prev = q, V[k]
+    return Q, V
+
+
 def ik_chunk(ik: DiffIK, q_start: np.ndarray, dts, positions, rotations, grippers, v_max: np.ndarray,
              v_start: np.ndarray | None = None, speed_fraction: float = 0.5,
              a_max: float | np.ndarray = 5.0) -> tuple[np.ndarray, np.ndarray]:
@@ -135,10 +164,7 @@ def ik_chunk(ik: DiffIK, q_start: np.ndarray, dts, positions, rotations, gripper
     Q, V = np.empty((K, len(q_prev))), np.empty((K, len(q_prev)))
     for k in range(K):
         dt = float(dts[k])
-        dv = np.asarray(a_max, dtype=float) * dt / 4.0
-        lo = np.maximum(-speed_fraction * vmax, v_prev - dv) * dt
-        hi = np.minimum(speed_fraction * vmax, v_prev + dv) * dt
-        lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
+        lo, hi = step_box(v_prev, dt, vmax, speed_fraction, a_max)
         q = ik.solve(q_prev, positions[k], rotations[k], step_low=lo, step_high=hi)
         g = ik.gripper
         q[g] = np.clip(ik.gripper_positions(grippers[k]), q_prev[g] + lo[g], q_prev[g] + hi[g])

@@ -2,7 +2,8 @@
 
 `make_task(name)` returns a `TaskAdapter`:
 - robot_ctrl tasks by short name (`reach`, `push`, `pick_place`, `peg_in_hole`) or Gymnasium id
-  (`robot_ctrl/Reach-v0`);
+  (`robot_ctrl/Reach-v0`), and their joint-action variants `<task>-joint` (the action is a
+  joint-position target; the scripted expert's Cartesian action is converted by the IK);
 - Meta-World v3 tasks as `metaworld:<name>-v3` (optional extra `robot_ctrl[metaworld]`), with
   Meta-World's own scripted policies as the expert and `info["success"]` as success.
 
@@ -57,14 +58,21 @@ class TaskAdapter:
 # simulator, as the ROS graph does (it limits accelerations, keeps the hand off the table), so
 # the data, the Gymnasium evaluation and the graph see the same closed loop.
 DEFAULT_SAFETY = "panda_tasks"
+# `<task>-joint`: the task with joint-position actions (robot_ctrl.tasks.base, action_mode joint)
+JOINT_SUFFIX = "-joint"
+
+
+def base_task(name: str) -> str:
+    """The task whose world and observation `name` uses (`reach-joint` → `reach`)."""
+    return name[:-len(JOINT_SUFFIX)] if name.endswith(JOINT_SUFFIX) else name
 
 
 class RobotCtrlTask(TaskAdapter):
     """A robot_ctrl task (robot_ctrl.tasks). `safety`: the safety-filter config in the loop
     (default panda_tasks; None or "" for none)."""
 
-    def __init__(self, gym_id: str, safety: str | None = DEFAULT_SAFETY, **kwargs):
-        self.name = gym_id
+    def __init__(self, gym_id: str, safety: str | None = DEFAULT_SAFETY, name: str | None = None, **kwargs):
+        self.name = name or gym_id
         self.env = gym.make(gym_id, safety=safety or None, **kwargs).unwrapped
         self.default_noise = float(self.env.expert_noise)
         self.obs_size = int(self.env.observation_space.shape[0])
@@ -80,7 +88,10 @@ class RobotCtrlTask(TaskAdapter):
         return StepResult(obs.astype(np.float64), bool(info["success"]), bool(term or trunc))
 
     def expert(self, noise=0.0):
-        return self.env.expert(noise).astype(np.float64)
+        a = self.env.expert(noise)
+        if self.env.action_mode == "joint":  # the expert plans in Cartesian space; the IK converts
+            a = self.env.joint_action(a)
+        return a.astype(np.float64)
 
 
 def make_task(name: str, **kwargs) -> TaskAdapter:
@@ -90,6 +101,8 @@ def make_task(name: str, **kwargs) -> TaskAdapter:
 
         return MetaWorldTask(name.split(":", 1)[1], **kwargs)
     from robot_ctrl.tasks import TASKS  # here: Meta-World's environment runs without the robot_ctrl simulator
+    if name.endswith(JOINT_SUFFIX) and name[:-len(JOINT_SUFFIX)] in TASKS:
+        return RobotCtrlTask(TASKS[name[:-len(JOINT_SUFFIX)]], action_mode="joint", name=name, **kwargs)
     gym_id = TASKS.get(name, name)
     if gym_id not in TASKS.values():
         raise TaskError(f"unknown task '{name}' (robot_ctrl tasks: {', '.join(TASKS)}; "

@@ -116,12 +116,18 @@ _METAWORLD = HandFrame(ee=0, points=((4, 3), (11, 3), (36, 3)), relative_actions
 
 def frame_for_task(task: str, obs_size: int) -> HandFrame:
     """The hand frame of a task by name: the robot_ctrl tasks (their observation layout, see
-    `robot_ctrl.tasks.base`) and Meta-World (`metaworld:<name>`)."""
+    `robot_ctrl.tasks.base`; `<task>-joint` variants get the observation features only) and
+    Meta-World (`metaworld:<name>`)."""
     if task.startswith("metaworld:"):
         frame = _METAWORLD
     else:
+        from robot_ctrl.learning.envs import base_task
         from robot_ctrl.tasks import TASK_CLASSES
 
+        # joint-space actions (`<task>-joint`) stay absolute: measured, relative joint targets
+        # made an MLP's rollouts diverge on reach-joint (0 of 8 vs 6 of 8 absolute)
+        joint = base_task(task) != task
+        task = base_task(task)
         if task not in TASK_CLASSES:
             raise FrameError(f"the hand frame needs a known observation layout; task '{task}' has none "
                              f"(known: {', '.join(sorted(TASK_CLASSES))}, metaworld:<name>). "
@@ -136,6 +142,6 @@ def frame_for_task(task: str, obs_size: int) -> HandFrame:
         points = [(start + 9 * k, 3) for k in range(len(cls.objects))]
         if 2 <= cls.goal_size <= 3:
             points.append((obs_size - cls.goal_size, cls.goal_size))
-        frame = HandFrame(ee=n2, points=tuple(points), relative_actions=True)
+        frame = HandFrame(ee=n2, points=tuple(points), relative_actions=not joint)
     frame.check(obs_size, 3)
     return frame

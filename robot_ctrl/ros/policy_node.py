@@ -113,6 +113,7 @@ class PolicyNode(Node):
         import torch
 
         from robot_ctrl.learning.base import read_checkpoint
+        from robot_ctrl.learning.envs import base_task
         from robot_ctrl.tasks import TASK_CLASSES, TASKS
 
         p = declare_parameters(self, PARAMS)
@@ -127,6 +128,7 @@ class PolicyNode(Node):
                 p["checkpoint"] = str(checkpoint_path("carp_pick_place.safetensors"))
             meta, _ = read_checkpoint(p["checkpoint"])
             task = p["task"] or json.loads(meta.get("spec", "{}")).get("task", "")
+            task = base_task(task)  # a joint-space policy's `<task>-joint` observes `<task>`
             if task not in TASKS:
                 raise ParameterError(f"task '{task}' is not a robot_ctrl task ({', '.join(TASKS)})")
             self.task_cls = TASK_CLASSES[task]
@@ -270,6 +272,7 @@ class PolicyNode(Node):
             self.get_logger().error(f"rejected joint state: {exc}", throttle_duration_sec=1.0)
             return
         t = stamp_to_sec(msg.header.stamp)
+        self.q_now, self.v_now = q, v
         if t < self.t_last:  # the clock went back (simulator reset): a new episode
             self.counts["time_resets"] += 1
             self._restart()
@@ -392,9 +395,14 @@ class PolicyNode(Node):
         from robot_ctrl.control.cartesian import matrix_from_rot6d
 
         if not self.cartesian:
+            from robot_ctrl.control.cartesian import joint_chunk
+
+            # the same feasibility box as the environment's joint actions, from the newest state
+            Q, V = joint_chunk(self.q_now, [self.dt] * len(actions), actions, self.robot.v_max, self.robot.q_min,
+                               self.robot.q_max, v_start=self.v_now)
             msg = JointTrajectory(joint_names=list(self.robot.joint_names))
-            for k, a in enumerate(actions):
-                pt = JointTrajectoryPoint(positions=[float(x) for x in a])
+            for k in range(len(Q)):
+                pt = JointTrajectoryPoint(positions=[float(x) for x in Q[k]], velocities=[float(x) for x in V[k]])
                 sec_to_stamp((k + 1) * self.dt, pt.time_from_start)
                 msg.points.append(pt)
         else:

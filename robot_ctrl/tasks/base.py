@@ -16,6 +16,12 @@ vector (`goal()`, `goal_size` numbers). `build_observation` assembles the whole 
 joint states, object poses and the goal alone, so the ROS policy node (joint states, object
 PoseStamped topics, the goal topic) builds exactly what the environment does.
 
+With `action_mode="joint"` the action is instead a joint-position target (n,) for every
+joint, gripper fingers included, held for one policy step through the same feasibility box as
+the IK (`joint_chunk`); the scripted expert's Cartesian action is converted by the IK
+(`joint_action`). Joint-space policies train on these (task names `<task>-joint`) and the policy
+node publishes their chunks as `JointTrajectory`.
+
 A task subclass sets `objects` and `goal_size` and implements `_reset_task(rng)`, `goal()`,
 `_success()`, `_dense_reward()` and a scripted `expert(noise)`.
 """
@@ -25,7 +31,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from robot_ctrl.control.cartesian import DiffIK, ik_chunk, matrix_from_rot6d, rot6d_from_matrix
+from robot_ctrl.control.cartesian import DiffIK, ik_chunk, joint_chunk, matrix_from_rot6d, rot6d_from_matrix
 from robot_ctrl.control.computed_torque import JointController
 from robot_ctrl.model.robot import RobotModel
 from robot_ctrl.sim import Simulator
@@ -58,9 +64,12 @@ class TaskEnv(gym.Env):
     scene = "table"
 
     def __init__(self, robot: str = "panda", policy_dt: float = 0.1, horizon: int = 60, control_dt: float = 0.002,
-                 reward: str = "dense", safety: str | None = None):
+                 reward: str = "dense", safety: str | None = None, action_mode: str = "cartesian"):
         if reward not in ("dense", "sparse"):
             raise ValueError(f"reward must be 'dense' or 'sparse', got '{reward}'")
+        if action_mode not in ("cartesian", "joint"):
+            raise ValueError(f"action_mode must be 'cartesian' or 'joint', got '{action_mode}'")
+        self.action_mode = action_mode
         self.robot = RobotModel.load(robot)
         self.sim = Simulator(self.robot, scene=self.scene, command_mode="effort", control_dt=control_dt)
         self.ctrl = JointController(self.robot, "effort")
@@ -77,8 +86,12 @@ class TaskEnv(gym.Env):
         self.task_obs_size = 9 * len(self.objects) + self.goal_size
         self.obs_size = 2 * n + 10 + self.task_obs_size
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (self.obs_size,), np.float32)
-        low = np.array([-2.0] * 3 + [-1.0] * 6 + [-1.0], np.float32)
-        self.action_space = gym.spaces.Box(low, -low, (ACTION_SIZE,), np.float32)
+        if action_mode == "joint":
+            self.action_space = gym.spaces.Box(self.robot.q_min.astype(np.float32), self.robot.q_max.astype(np.float32),
+                                               (n,), np.float32)
+        else:
+            low = np.array([-2.0] * 3 + [-1.0] * 6 + [-1.0], np.float32)
+            self.action_space = gym.spaces.Box(low, -low, (ACTION_SIZE,), np.float32)
         self.steps = 0
         self.q_ref = self.robot.home.copy()
         self.v_ref = np.zeros(self.robot.n)
@@ -163,18 +176,31 @@ class TaskEnv(gym.Env):
         self.steps = 0
         return self._obs(), {"success": False}
 
+    def joint_action(self, action) -> np.ndarray:
+        """A Cartesian action (10,) as the joint target (n,) this step's IK makes of it."""
+        a = np.asarray(action, dtype=float)
+        Q, _ = ik_chunk(self.ik, self.q_ref, [self.policy_dt], [a[:3]], [matrix_from_rot6d(a[3:9])], [a[9]],
+                        self.robot.v_max, v_start=self.v_ref)
+        return Q[0].astype(np.float32)
+
     def step(self, action):
         a = np.asarray(action, dtype=float)
-        if a.shape != (ACTION_SIZE,) or not np.all(np.isfinite(a)):
-            raise ValueError(f"action must be {ACTION_SIZE} finite numbers (position 3, 6-D rotation 6, "
-                             f"gripper 1), got shape {a.shape}")
-        R_t = matrix_from_rot6d(a[3:9])
-        # joint target by IK from the current reference, at most half the velocity limit per
-        # step, reached along a cubic Hermite piece that arrives with the segment's mean
-        # velocity: consecutive steps join with C1 continuity, the same pieces the controller
-        # node builds from a whole chunk (robot_ctrl.control.cartesian.ik_chunk)
-        Q, V = ik_chunk(self.ik, self.q_ref, [self.policy_dt], [a[:3]], [R_t], [a[9]], self.robot.v_max,
-                        v_start=self.v_ref)
+        if self.action_mode == "joint":
+            if a.shape != (self.robot.n,) or not np.all(np.isfinite(a)):
+                raise ValueError(f"action must be {self.robot.n} finite joint positions "
+                                 f"({', '.join(self.robot.joint_names)}), got shape {a.shape}")
+            Q, V = joint_chunk(self.q_ref, [self.policy_dt], [a], self.robot.v_max, self.robot.q_min,
+                               self.robot.q_max, v_start=self.v_ref)
+        else:
+            if a.shape != (ACTION_SIZE,) or not np.all(np.isfinite(a)):
+                raise ValueError(f"action must be {ACTION_SIZE} finite numbers (position 3, 6-D rotation 6, "
+                                 f"gripper 1), got shape {a.shape}")
+            # joint target by IK from the current reference, at most half the velocity limit per
+            # step, reached along a cubic Hermite piece that arrives with the segment's mean
+            # velocity: consecutive steps join with C1 continuity, the same pieces the controller
+            # node builds from a whole chunk (robot_ctrl.control.cartesian.ik_chunk)
+            Q, V = ik_chunk(self.ik, self.q_ref, [self.policy_dt], [a[:3]], [matrix_from_rot6d(a[3:9])], [a[9]],
+                            self.robot.v_max, v_start=self.v_ref)
         q_goal = Q[0]
         t0 = self.sim.time
         if not self.ctrl.started:
