@@ -22,14 +22,14 @@ CKPT = checkpoint_path("mlp_reach.safetensors")
 SEED, EPISODES = 700, 6
 
 
-def _graph(task_seed: int):
+def _graph(task_seed: int, ckpt=CKPT):
     return [
         start_node("sim_node", "sim.yaml", {"task": "reach", "task_seed": task_seed, "timing_mode": "lockstep",
                                             "lockstep_gate": "true"}),
         start_node("controller_node", "controller.yaml",
                    remap={"/forward_effort_controller/commands": "/safety_filter/nominal"}),
         start_node("safety_node", "safety_filter.yaml", {"config": "panda_tasks", "use_sim_time": "true"}),
-        start_node("policy_node", "policy.yaml", {"checkpoint": str(CKPT)}),
+        start_node("policy_node", "policy.yaml", {"checkpoint": str(ckpt)}),
     ]
 
 
@@ -84,6 +84,33 @@ def test_policy_node_completes_reach_like_the_gymnasium_evaluation(ros):
     assert chunks and all(len(c.points) == 16 for c in chunks)
     assert all(math.isfinite(p.transforms[0].translation.x) for c in chunks for p in c.points)
     assert int(diag.get("chunks", 0)) >= EPISODES and int(diag.get("rejected_observations", -1)) == 0
+
+
+def test_joint_space_policy_publishes_joint_trajectories_and_matches_gymnasium(ros):
+    """A joint-space checkpoint (reach-joint: joint-position actions) drives the arm through
+    /controller/joint_trajectory with the same outcomes as the Gymnasium evaluation."""
+    from robot_ctrl.learning.evaluate import evaluate
+    from trajectory_msgs.msg import JointTrajectory
+
+    ckpt, episodes, seed = checkpoint_path("mlp_reach_joint.safetensors"), 4, 720
+    gym_eval = evaluate(ckpt, episodes=episodes, seed=seed, progress=False)
+    probe = Probe(ros)
+    joint_chunks = []
+    ros.create_subscription(JointTrajectory, "/controller/joint_trajectory", joint_chunks.append, 10)
+    procs = _graph(seed, ckpt)
+    outcomes = []
+    try:
+        for ep in range(episodes):
+            if ep:
+                probe.new_episode(procs)
+            assert spin_until(ros, lambda: probe.success or probe.t > 4.0, 120, procs)
+            outcomes.append(probe.success)
+    finally:
+        stop(procs)
+    assert abs(sum(outcomes) - gym_eval["successes"]) <= 1, (outcomes, gym_eval["per_episode"])
+    assert sum(outcomes) >= 1 and not probe.chunks  # joint chunks only, no Cartesian ones
+    assert joint_chunks and all(len(c.points) == 16 and len(c.points[0].velocities) == 9 for c in joint_chunks)
+    assert all(np.all(np.isfinite(p.positions)) for c in joint_chunks for p in c.points)
 
 
 def test_policy_node_holds_on_a_nan_observation(ros):
