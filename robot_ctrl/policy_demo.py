@@ -85,12 +85,13 @@ def run_policy_episodes(checkpoint: str | Path, out: str | Path, task: str | Non
             if time.perf_counter() - state["t0"] > wall_limit_s:
                 return True
             if state["end"] is None:
-                ok = bool(sim.task._success())
-                if ok or sim.sim.time >= horizon_s:
+                if sim.task_succeeded or sim.task._success() or sim.sim.time >= horizon_s:
                     # the episode is over: say so on /task/success now (it is published at the
-                    # object rate), and give the recorder a moment to receive it
+                    # object rate), and give the recorder a moment to receive it. The outcome is
+                    # the sim node's latch, i.e. whether any /task/success message of the episode
+                    # said True: exactly what the recording (and its converter) holds.
                     sim._publish_task()
-                    state["end"] = (ok, sim.sim.time, time.perf_counter() + 0.2)
+                    state["end"] = (bool(sim.task_succeeded), sim.sim.time, time.perf_counter() + 0.2)
                 return False
             ok, t_end, wall_end = state["end"]
             if time.perf_counter() < wall_end:

@@ -78,6 +78,7 @@ class SimNode(Node):
         self.params = p
         robot = RobotModel.load(p["robot"])
         self.task = None
+        self.task_succeeded = False
         if p["task"]:
             self._make_task(p)
         else:
@@ -143,6 +144,7 @@ class SimNode(Node):
         self.task = gym.make(TASKS[p["task"]], control_dt=1.0 / p["control_rate_hz"]).unwrapped
         self.sim = self.task.sim
         self.episode = 0
+        self.task_succeeded = False
         self.task.reset(seed=int(p["task_seed"]))
 
     def _publish_task(self) -> None:
@@ -153,7 +155,9 @@ class SimNode(Node):
             msg.header.stamp = stamp
             _pose_msg(msg, *self.task.object_pose(b))
             self._obj_pubs[b].publish(msg)
-        self.success_pub.publish(Bool(data=bool(self.task._success())))
+        ok = bool(self.task._success())
+        self.task_succeeded = self.task_succeeded or ok  # latched per episode: any True on the topic
+        self.success_pub.publish(Bool(data=ok))
 
     # -- publishing ----------------------------------------------------------------------
     def _publish_state(self) -> None:
@@ -232,6 +236,7 @@ class SimNode(Node):
             if self.task is not None:
                 self.episode += 1
                 self.task.reset(seed=int(self.params["task_seed"]) + self.episode)
+                self.task_succeeded = False
                 self.goal_pub.publish(Float64MultiArray(data=self.task.goal().tolist()))
             else:
                 self.sim.reset()
