@@ -90,6 +90,7 @@ def run_policy_episodes(checkpoint: str | Path, out: str | Path, task: str | Non
                     # object rate), and give the recorder a moment to receive it. The outcome is
                     # the sim node's latch, i.e. whether any /task/success message of the episode
                     # said True: exactly what the recording (and its converter) holds.
+                    sim.freeze()  # no step past the end: the recording ends where the episode did
                     sim._publish_task()
                     state["end"] = (bool(sim.task_succeeded), sim.sim.time, time.perf_counter() + 0.2)
                 return False

@@ -53,6 +53,9 @@ def test_demo_writes_bag_plot_gif_and_summary(tmp_path):
     # the recording of the graph converts into the training format: the episode, its outcome
     from robot_ctrl.learning.mcap_convert import convert_mcap
 
+    # the simulator stopped stepping when the episode ended: the recording ends there too
+    js_pol = read_joint_states(out / "policy" / "bag")
+    assert js_pol["t"][-1] <= pol["episode_sim_s"][0] + 0.0041, (js_pol["t"][-1], pol["episode_sim_s"])
     ds = convert_mcap([out / "policy" / "bag"], tmp_path / "from_graph.zarr", "pick_place")
     assert ds.n_episodes == 1 and bool(ds.success[0]) == pol["per_episode"][0]
     assert len(ds.obs) >= 10 and ds.obs.shape[1] == 2 * 9 + 10 + 11 and np.all(np.isfinite(ds.action))

@@ -104,6 +104,7 @@ class SimNode(Node):
         self.create_service(Trigger, "~/reset", self._on_reset)
         self._ready_until = -np.inf
         self.gated = 0
+        self.frozen = False  # freeze(): lockstep stepping stops until the next reset
         if self.lockstep and p["lockstep_gate"]:
             self.create_subscription(Float64, "/policy/ready_until", self._on_ready, STATE_QOS)
         if self.task is not None:
@@ -188,6 +189,9 @@ class SimNode(Node):
         self._last_cmd_wall = time.perf_counter()
         if self.lockstep:
             with self.lock:
+                if self.frozen:
+                    self._pending = u  # the episode is over: the world stays as it ended
+                    return
                 if self.params["lockstep_gate"] and self.sim.time + 0.5 * self.sim.control_dt > self._ready_until:
                     self._pending = u  # the policy has not covered the next period yet
                     self.gated += 1
@@ -204,7 +208,7 @@ class SimNode(Node):
             if not np.isfinite(msg.data):
                 return
             self._ready_until = float(msg.data)
-            if self._pending is not None and self.sim.time + 0.5 * self.sim.control_dt <= self._ready_until:
+            if self._pending is not None and not self.frozen and self.sim.time + 0.5 * self.sim.control_dt <= self._ready_until:
                 self.sim.data.ctrl[:] = self._pending
                 self._pending = None
                 self.sim.step()
@@ -231,6 +235,12 @@ class SimNode(Node):
                 self._publish_state()
             self.stats.overruns = pacer.overruns
 
+    def freeze(self) -> None:
+        """Stop stepping in lockstep until the next reset (the end of an episode: what is
+        recorded after it is the world as the episode ended, not a continuation past it)."""
+        with self.lock:
+            self.frozen = True
+
     def _on_reset(self, request, response):
         with self.lock:
             if self.task is not None:
@@ -242,6 +252,7 @@ class SimNode(Node):
                 self.sim.reset()
             self._pending = None
             self._ready_until = -np.inf
+            self.frozen = False
             self._publish_state()
         response.success = True
         response.message = (f"reset to home at sim time {self.sim.time:.3f}" if self.task is None else
