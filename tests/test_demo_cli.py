@@ -50,12 +50,12 @@ def test_demo_writes_bag_plot_gif_and_summary(tmp_path):
     assert np.isfinite(pol["chunk_ms_p50"]) and pol["safety_counts"]["brakes"] == 0
     assert (out / "policy" / "pick_place.gif").read_bytes()[:6] in (b"GIF89a", b"GIF87a")
     assert (out / "policy" / "bag" / "metadata.yaml").exists()
-    # the recording of the graph converts into the training format: the episode, its outcome
-    from robot_ctrl.learning.mcap_convert import convert_mcap
-
     # the simulator stopped stepping when the episode ended: the recording ends there too
     js_pol = read_joint_states(out / "policy" / "bag")
     assert js_pol["t"][-1] <= pol["episode_sim_s"][0] + 0.0041, (js_pol["t"][-1], pol["episode_sim_s"])
+    # the recording of the graph converts into the training format: the episode, its outcome
+    from robot_ctrl.learning.mcap_convert import convert_mcap
+
     ds = convert_mcap([out / "policy" / "bag"], tmp_path / "from_graph.zarr", "pick_place")
     assert ds.n_episodes == 1 and bool(ds.success[0]) == pol["per_episode"][0]
     assert len(ds.obs) >= 10 and ds.obs.shape[1] == 2 * 9 + 10 + 11 and np.all(np.isfinite(ds.action))

@@ -145,7 +145,6 @@ class SimNode(Node):
         self.task = gym.make(TASKS[p["task"]], control_dt=1.0 / p["control_rate_hz"]).unwrapped
         self.sim = self.task.sim
         self.episode = 0
-        self.task_succeeded = False
         self.task.reset(seed=int(p["task_seed"]))
 
     def _publish_task(self) -> None:

@@ -53,10 +53,9 @@ class PushEnv(BlockTask):
         behind = block - CONTACT * u
         if hand[2] < 0.045 and lateral < 0.015 and along < -HALF:
             p = [*(block - CONTACT * u + min(PUSH_STEP, dist) * u), Z_PUSH]  # push
-        elif hand[2] < 0.045 and along < -(HALF + 0.012) and lateral < 0.05:
-            p = [*behind, Z_PUSH]                                            # slide back behind it, low
-        elif np.linalg.norm(hand[:2] - behind) < 0.02:
-            p = [*behind, Z_PUSH]                                            # descend behind the block
+        elif (np.linalg.norm(hand[:2] - behind) < 0.02                        # descend behind the block,
+              or hand[2] < 0.045 and along < -(HALF + 0.012) and lateral < 0.05):  # or slide back there, low
+            p = [*behind, Z_PUSH]
         elif hand[2] > 0.06:
             p = [*behind, Z_TRAVEL]                                          # travel above
         else:
