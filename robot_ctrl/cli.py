@@ -338,8 +338,9 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--frame", choices=("hand", "world"), default=None,
+    p.add_argument("--frame", choices=("hand", "task", "world"), default=None,
                    help="hand: hand-relative observation features and actions (the presets' default); "
+                        "task: the planar object-to-goal frame (tasks with an object and a planar goal); "
                         "world: absolute coordinates")
     p.add_argument("--model", default=None, help="model config overrides as JSON, e.g. '{\"width\": 32}'")
     p.add_argument("--resume", action="store_true", help="continue from <out>/train_state.pt")

@@ -111,15 +111,15 @@ class PolicySpec:
     action_steps: int = 8
     dt: float = 0.1
     extra: dict = field(default_factory=dict)
-    frame: dict | None = None  # a hand frame (robot_ctrl.learning.frames), None: world coordinates
+    frame: dict | None = None  # a hand or task frame (robot_ctrl.learning.frames), None: world coordinates
 
     @property
     def model_obs_size(self) -> int:
         """Numbers per observation the model sees (with the frame's hand-relative features)."""
-        from robot_ctrl.learning.frames import HandFrame
+        from robot_ctrl.learning.frames import frame_from_dict
 
-        frame = HandFrame.from_dict(self.frame)
-        return self.obs_size + (frame.extra_size if frame else 0)
+        frame = frame_from_dict(self.frame)
+        return frame.feature_size(self.obs_size) if frame else self.obs_size
 
 
 class Policy:
@@ -129,7 +129,9 @@ class Policy:
 
     With a hand frame in the spec (`robot_ctrl.learning.frames`), the model sees each observation
     with hand-relative features appended and predicts hand positions relative to the newest
-    observation's hand; `act` returns world coordinates either way.
+    observation's hand; with a task frame it sees the planar task frame's features instead of
+    the observation and predicts hand positions in that frame; `act` returns world coordinates
+    either way.
 
     Action dimensions that never vary in the training data (a scripted expert's fixed hand
     rotation) are not modelled: `active` lists the modelled ones, `fill` holds the constant
@@ -137,12 +139,12 @@ class Policy:
 
     def __init__(self, model: ChunkModel, spec: PolicySpec, obs_norm: Normalizer, act_norm: Normalizer,
                  active: np.ndarray | None = None, fill: np.ndarray | None = None):
-        from robot_ctrl.learning.frames import FrameError, HandFrame
+        from robot_ctrl.learning.frames import FrameError, frame_from_dict
 
         active = np.arange(spec.act_size) if active is None else np.asarray(active, dtype=np.int64)
         fill = np.zeros(spec.act_size) if fill is None else np.asarray(fill, dtype=np.float64)
         try:
-            self.frame = HandFrame.from_dict(spec.frame)
+            self.frame = frame_from_dict(spec.frame)
             if self.frame is not None:
                 self.frame.check(spec.obs_size, spec.act_size)
         except FrameError as e:

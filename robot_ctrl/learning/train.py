@@ -44,7 +44,7 @@ class TrainConfig:
     seed: int = 0
     ckpt_every: int = 1000
     threads: int = 2
-    frame: str = "world"  # "world": absolute coordinates; "hand": hand-centred (robot_ctrl.learning.frames)
+    frame: str = "world"  # "world": absolute; "hand": hand-centred; "task": planar task frame (robot_ctrl.learning.frames)
     model: dict = field(default_factory=dict)
 
 
@@ -59,9 +59,9 @@ def training_windows(ds: Dataset, cfg: TrainConfig):
     (M, obs_horizon·model_obs_size), action chunks (M, horizon, act_size))."""
     from robot_ctrl.learning.frames import frame_for_task
 
-    if cfg.frame not in ("world", "hand"):
-        raise ValueError(f"frame must be 'world' or 'hand', got '{cfg.frame}'")
-    frame = frame_for_task(ds.task, ds.obs_size) if cfg.frame == "hand" else None
+    if cfg.frame not in ("world", "hand", "task"):
+        raise ValueError(f"frame must be 'world', 'hand' or 'task', got '{cfg.frame}'")
+    frame = frame_for_task(ds.task, ds.obs_size, cfg.frame) if cfg.frame != "world" else None
     if frame is not None:
         frame.check(ds.obs_size, ds.act_size)
     obs_w, act_w = ds.windows(cfg.horizon, cfg.obs_horizon)
