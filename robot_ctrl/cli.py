@@ -95,8 +95,9 @@ def _teleop_session(args, record=None, episodes=None) -> int:
     if not isinstance(dev_args, dict):
         raise SystemExit("robot-ctrl: --device-args must be a JSON object")
     mode = args.mode or ("shared" if args.checkpoint else "teleop")
+    teleop_params = {"clutch_pose": True} if args.clutch_pose else None
     s = run_session(args.device, dev_args, task=args.task, checkpoint=args.checkpoint, prompt_mode=mode,
-                    duration=args.duration, record=record, episodes=episodes, seed=args.seed,
+                    teleop_params=teleop_params, duration=args.duration, record=record, episodes=episodes, seed=args.seed,
                     keep_failures=getattr(args, "keep_failures", False), quiet=args.json)
     if args.json:
         print(json.dumps(s))
@@ -269,6 +270,10 @@ def main(argv=None) -> int:
         p.add_argument("--checkpoint", default=None, help="a policy to share control with (shared autonomy)")
         p.add_argument("--mode", default=None, choices=("teleop", "shared", "guidance", "goal"),
                        help="prompt mode (default: teleop, or shared with --checkpoint)")
+        p.add_argument("--clutch-pose", action="store_true",
+                       help="publish the clutch pose form (/teleop/pose) instead of twists: hold the clutch "
+                            "and move; the hand (or, in goal mode, the goal) follows from where it was at "
+                            "the press (always on in goal mode)")
         p.add_argument("--seed", type=int, default=3000, help="task seed of the first episode")
         p.add_argument("--json", action="store_true")
         if name == "teleop":

@@ -97,3 +97,21 @@ def test_unknown_robot_stops_startup_with_a_clear_error(tmp_path):
     assert proc.returncode != 0
     assert "no_such_bot.yaml" in proc.stderr + proc.stdout
     assert "Traceback" not in proc.stderr
+
+
+def test_bench_teleop_json():
+    """`robot-ctrl bench teleop --json`: both halves (device latencies, the scripted-operator study
+    with the safety filter in the loop) in one JSON line, with a few trials and episodes."""
+    proc = subprocess.run([CLI, "bench", "teleop", "--trials", "3", "--episodes", "1", "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert r["benchmark"] == "teleop"
+    lat = r["latency"]
+    for device in ("keyboard", "gamepad", "spacemouse", "web", "replay"):
+        assert lat["input_to_topic"][device]["n"] == 3 and lat["input_to_topic"][device]["p50_ms"] > 0, device
+    assert lat["prompt_to_command_by_teleop_period"]["0.1"]["prompt_to_command"]["p50_ms"] > 0
+    study = r["operator_study"]
+    assert study["safety"] == "panda_tasks" and study["episodes"] == 1
+    for arm in ("teleop_only", "shared_autonomy", "policy_only"):
+        assert 0.0 <= study[arm]["success_rate"] <= 1.0 and study[arm]["final_distance_m_median"] >= 0.0

@@ -122,11 +122,14 @@ def test_teleop_alone_moves_holds_and_estops(ros, tmp_path):
         stop(procs)
 
 
-def test_shared_autonomy_operator_takes_over_and_the_policy_finishes(ros, tmp_path):
-    path = _stream(tmp_path / "p.jsonl", [(1.5, [0, 0, 0.08, 0, 0, 0], False)])
+@pytest.mark.parametrize("rule, alpha, seconds, rise", [("override", 1.0, 1.5, 0.03), ("blend", 0.8, 2.0, 0.02)])
+def test_shared_autonomy_operator_takes_over_and_the_policy_finishes(ros, tmp_path, rule, alpha, seconds, rise):
+    """override: the operator's chunk replaces the policy's; blend (alpha 0.8): 80 % operator,
+    20 % policy (which heads for the target), so the same push lifts the hand less."""
+    path = _stream(tmp_path / "p.jsonl", [(seconds, [0, 0, 0.08, 0, 0, 0], False)])
     probe = Probe(ros)
     procs = _graph("reach", {"checkpoint": str(checkpoint_path("mlp_reach.safetensors")), "prompt_mode": "shared",
-                             "shared_rule": "override"})
+                             "shared_rule": rule, "blend_alpha": alpha})
     try:
         assert spin_until(ros, lambda: len(probe.chunks) >= 1 and probe.hand is not None, 60, procs)
         procs.append(_teleop(path))
@@ -134,7 +137,7 @@ def test_shared_autonomy_operator_takes_over_and_the_policy_finishes(ros, tmp_pa
         z0 = probe.hand[2]
         trace = []
         assert spin_until(ros, lambda: trace.append((round(probe.t, 2), round(probe.hand[2] - z0, 3),
-                                                     probe.intervening[-1])) or probe.hand[2] - z0 > 0.03, 20, procs), \
+                                                     probe.intervening[-1])) or probe.hand[2] - z0 > rise, 20, procs), \
             (max(x[1] for x in trace), trace[-1], len(trace), diag_values(probe.diags, "robot_ctrl/policy"))  # the operator lifts the hand
         # released: the policy is back (chunks flagged False) and completes the reach
         assert spin_until(ros, lambda: probe.intervening[-1] is False, 20, procs)
@@ -193,6 +196,61 @@ def test_goal_prompt_sets_the_target_the_policy_reaches(ros):
         msg.pose.orientation.w = 1.0
         assert spin_until(ros, lambda: pub.publish(msg) or np.linalg.norm(probe.hand - goal) < 0.025, 40, procs), \
             probe.hand
+        # the pose streamed all along (every spin): one replan for the new goal, not one per message
+        assert spin_until(ros, lambda: "goal_replans" in diag_values(probe.diags, "robot_ctrl/policy"), 5, procs)
+        d = diag_values(probe.diags, "robot_ctrl/policy")
+        assert 1 <= int(d["goal_replans"]) <= 2, d
+    finally:
+        stop(procs)
+
+
+def test_safety_filter_limits_an_operator_driving_into_the_table(ros, tmp_path):
+    """Teleop commands pass through the safety filter: an operator drives the hand straight down
+    at 0.1 m/s (a 20 s stream, longer than the way down even when the simulator runs slower than
+    the wall clock), chunks aimed below the table top; the filter stops the hand above it."""
+    path = _stream(tmp_path / "p.jsonl", [(20.0, [0, 0, -0.10, 0, 0, 0], False)])
+    probe = Probe(ros)
+    metrics = []
+    from std_msgs.msg import Float64MultiArray
+
+    ros.create_subscription(Float64MultiArray, "/safety_filter/metrics", lambda m: metrics.append(list(m.data)), 50)
+    procs = _graph("reach")
+    try:
+        assert spin_until(ros, lambda: len(probe.chunks) >= 3 and probe.hand is not None, 60, procs)
+        z0 = probe.hand[2]
+        procs.append(_teleop(path))
+        zs = []
+        # down to the table (z0 ≈ 0.49 m: about 5 s), then 2 s more pushing down
+        assert spin_until(ros, lambda: zs.append(probe.hand[2]) or probe.hand[2] < 0.08, 30, procs), (z0, min(zs))
+        spin_until(ros, lambda: zs.append(probe.hand[2]) and False, 2.0, procs)
+        aimed = min(p.transforms[0].translation.z for c in probe.chunks for p in c.points)
+        assert aimed < 0.0, aimed  # the operator's chunks do go into the table
+        # the tool point stops above the table, at the workspace floor of config/safety/panda_tasks.yaml
+        # (z ≥ 10 mm for the tool point; the fingers' capsule keeps 3 mm from the table top)
+        assert min(zs) > 0.009, min(zs)
+        assert np.ptp(zs[-50:]) < 0.005, zs[-50:]  # and rests there (no push-through, no bounce)
+        assert max(m[2] for m in metrics) > 1.0  # the filter changed the command (N·m, weighted)
+    finally:
+        stop(procs)
+
+
+def test_guidance_steers_the_diffusion_policy_toward_the_operator(ros, tmp_path):
+    """prompt_mode guidance with the committed diffusion pick-and-place policy: while the operator
+    lifts, sampling is steered toward the operator's chunk, and the hand rises instead of
+    reaching down for the block; the steered chunks are flagged and counted."""
+    path = _stream(tmp_path / "p.jsonl", [(3.0, [0, 0, 0.3, 0, 0, 0], False)])
+    probe = Probe(ros)
+    procs = _graph("pick_place", {"checkpoint": str(checkpoint_path("diffusion_pick_place.safetensors")),
+                                  "prompt_mode": "guidance", "guide_scale": 0.5})
+    try:
+        assert spin_until(ros, lambda: probe.intervening and probe.hand is not None, 60, procs)
+        assert not any(probe.intervening)  # the policy alone so far
+        procs.append(_teleop(path))
+        assert spin_until(ros, lambda: any(probe.intervening), 20, procs)
+        z0 = probe.hand[2]
+        assert spin_until(ros, lambda: probe.hand[2] - z0 > 0.03, 20, procs), probe.hand[2] - z0
+        assert spin_until(ros, lambda: int(diag_values(probe.diags, "robot_ctrl/policy").get("operator_chunks", 0))
+                          > 0, 5, procs)
     finally:
         stop(procs)
 

@@ -67,8 +67,10 @@ def run_session(device: str, device_args: dict | None = None, task: str = "reach
         if checkpoint:
             pol_kw["checkpoint"] = str(checkpoint)
         policy = create_nodes([PolicyNode], parameter_overrides=params(**pol_kw))[0]
+        # goal mode: the operator places the goal with the clutch pose form (/teleop/pose)
+        teleop_kw = {"clutch_pose": prompt_mode == "goal", **(teleop_params or {})}
         teleop = create_nodes([TeleopNode], parameter_overrides=params(
-            device=device, device_args=json.dumps(device_args or {}), **(teleop_params or {})))[0]
+            device=device, device_args=json.dumps(device_args or {}), **teleop_kw))[0]
         env = sim.task
         dt = 0.1
         horizon_s = env.horizon * dt

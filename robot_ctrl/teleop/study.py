@@ -90,7 +90,7 @@ def operator_study(checkpoint: str, episodes: int = 20, seed: int = 20000, noise
                 "final_distance_m_median": float(np.median([r["distance"] for r in rs]))}
 
     return {"benchmark": "teleop_operator_study", "task": "reach", "episodes": episodes, "checkpoint": str(checkpoint),
-            "policy": policy.kind, "rule": rule, "alpha": alpha, "speed": speed,
+            "policy": policy.kind, "rule": rule, "alpha": alpha, "speed": speed, "safety": safety,
             "corruption": {"noise_std": list(np.atleast_1d(noise_std).astype(float)), "bias_m_s": bias_lin,
                            "latency_s": latency, "dropout": dropout},
             "teleop_only": summary(arms["teleop"]), "shared_autonomy": summary(arms["shared"]),
