@@ -29,6 +29,8 @@ NODES = [
     "safety_node = robot_ctrl.ros.safety_node:main",
     "policy_node = robot_ctrl.ros.policy_node:main",
     "teleop_node = robot_ctrl.ros.teleop_node:main",
+    "fake_hardware_node = robot_ctrl.ros.fake_hardware_node:main",
+    "lifecycle_supervisor = robot_ctrl.ros.supervisor:main",
 ]
 
 setup(

@@ -458,7 +458,8 @@ def probe():
 
 def test_launch_files_present():
     names = {p.name for p in LAUNCH_FILES}
-    assert {"sim.launch.py", "demo.launch.py", "policy.launch.py", "teleop.launch.py"} <= names, names
+    assert {"sim.launch.py", "demo.launch.py", "policy.launch.py", "teleop.launch.py", "robot.launch.py",
+            "fake_robot.launch.py"} <= names, names
 
 
 def test_setup_nodes_are_installed_console_scripts():
@@ -489,8 +490,13 @@ def test_launch_file_valid(path, probe):
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=[p.name for p in LAUNCH_FILES])
 def test_sim_is_the_clock_source(path):
-    """The sim node publishes /clock and runs on wall time; every other node follows use_sim_time."""
+    """The sim node publishes /clock and runs on wall time; every other node follows use_sim_time.
+    The robot launch files have no simulator: everything runs on the wall clock, as the robot does."""
     lf = _LaunchFile(path, REPO)
+    if path.name in ("robot.launch.py", "fake_robot.launch.py"):
+        for n in lf.nodes():
+            assert n.overrides.get("use_sim_time") is False, f"{path.name}: {n.executable} must use the wall clock"
+        return
     for n in lf.nodes():
         if n.executable == "sim_node":
             assert n.overrides.get("use_sim_time") is False, f"{path.name}: sim_node must get use_sim_time False"
@@ -512,6 +518,10 @@ def test_expected_nodes():
     assert executables("policy.launch.py") == ["controller_node", "policy_node", "safety_node", "sim_node"]
     assert executables("teleop.launch.py") == ["controller_node", "policy_node", "safety_node", "sim_node",
                                                "teleop_node"]
+    assert executables("robot.launch.py") == ["controller_node", "lifecycle_supervisor", "policy_node",
+                                              "safety_node"]
+    assert executables("fake_robot.launch.py") == ["controller_node", "fake_hardware_node", "lifecycle_supervisor",
+                                                   "policy_node", "safety_node"]
 
 
 BAD_LAUNCH = '''

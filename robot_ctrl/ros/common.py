@@ -71,6 +71,30 @@ def declare_parameters(node: Node, spec: dict[str, Param]) -> dict[str, Any]:
     return values
 
 
+def declare_string_list(node: Node, name: str, description: str, default: list[str] | None = None) -> list[str]:
+    """Declare a list-of-names parameter (joint names; empty by default) and return it, checked:
+    no empty names, no repeats. It takes a string array (params files: `[a, b]`) or one string,
+    comma-separated or in YAML list form (`-p name:="a, b"`; what a launch argument passes with
+    ParameterValue(..., value_type=str)); an empty string or list means none; not set: `default`."""
+    desc = ParameterDescriptor(name=name, dynamic_typing=True,
+                               description=description + " A string array, or one comma-separated string.")
+    raw = node.declare_parameter(name, None, desc).value
+    if raw is None:  # not set: the default
+        raw = list(default or [])
+    if isinstance(raw, str):
+        raw = [v for v in raw.strip().strip("[]").split(",") if v.strip()] if raw.strip() else []
+    if not isinstance(raw, (list, tuple)) or not all(isinstance(v, str) for v in raw):
+        raise ParameterError(f"parameter '{name}' of node '{node.get_name()}' must be a list of names, "
+                             f"e.g. {name}:=\"[a, b]\", got {raw!r}")
+    value = [v.strip().strip("'\"") for v in raw]
+    if any(not v for v in value):
+        raise ParameterError(f"parameter '{name}' of node '{node.get_name()}' has an empty joint name")
+    dupes = sorted({v for v in value if value.count(v) > 1})
+    if dupes:
+        raise ParameterError(f"parameter '{name}' of node '{node.get_name()}' repeats {', '.join(dupes)}")
+    return value
+
+
 def publish_status(node: Node, pub, name: str, hardware_id: str, level, message: str, values: dict) -> None:
     """Publish one diagnostic_msgs/DiagnosticStatus (key/values as strings) on `pub`."""
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue

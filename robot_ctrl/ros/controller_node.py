@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, MultiDOFJointTrajectory
@@ -37,11 +36,11 @@ from robot_ctrl.ros.common import (
     JointStateError,
     Param,
     ParameterError,
-    declare_parameters,
     publish_status,
     rotation_from_quaternion,
     stamp_to_sec,
 )
+from robot_ctrl.ros.lifecycle import ManagedNode
 
 PARAMS = {
     "robot": Param("panda", "Robot name (config/robots/<robot>.yaml) or path to a robot YAML."),
@@ -102,11 +101,12 @@ def cartesian_arrays(msg: MultiDOFJointTrajectory, ee_frame: str):
     return times, P, R, G
 
 
-class ControllerNode(Node):
+class ControllerNode(ManagedNode):
     def __init__(self, **kwargs):
-        super().__init__("controller", **kwargs)
-        p = declare_parameters(self, PARAMS)
-        self.params = p
+        super().__init__("controller", PARAMS, **kwargs)
+
+    def configure(self) -> None:
+        p = self.params
         robot = RobotModel.load(p["robot"])
         for key in ("kp", "kd"):
             if p[key] and len(p[key]) != robot.n:
@@ -120,21 +120,33 @@ class ControllerNode(Node):
         self.rejected_states = 0
         self.rejected_trajectories = 0
         self.accepted_trajectories = 0
+        self.inactive_trajectories = 0
         self.cycles = 0
         self._cmd = Float64MultiArray()
         self._ref = JointState()
         self._ref.name = list(robot.joint_names)
 
         topic = f"/{p['controller_name'].strip('/')}/commands"
-        self.cmd_pub = self.create_publisher(Float64MultiArray, topic, COMMAND_QOS)
-        self.ref_pub = self.create_publisher(JointState, "~/reference", STATE_QOS) if p["publish_reference"] else None
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(JointState, "/joint_states", self._on_state, STATE_QOS)
-        self.create_subscription(JointTrajectory, "~/joint_trajectory", self._on_trajectory, TRAJECTORY_QOS)
-        self.create_subscription(MultiDOFJointTrajectory, "~/cartesian_trajectory", self._on_cartesian,
-                                 TRAJECTORY_QOS)
-        self.create_timer(1.0, self._publish_diagnostics)
+        m = self.managed
+        self.cmd_pub = m(self.create_publisher(Float64MultiArray, topic, COMMAND_QOS))
+        self.ref_pub = m(self.create_publisher(JointState, "~/reference", STATE_QOS)) if p["publish_reference"] else None
+        self.diag_pub = m(self.create_publisher(DiagnosticArray, "/diagnostics", 10))
+        m(self.create_subscription(JointState, "/joint_states", self._on_state, STATE_QOS))
+        m(self.create_subscription(JointTrajectory, "~/joint_trajectory", self._on_trajectory, TRAJECTORY_QOS))
+        m(self.create_subscription(MultiDOFJointTrajectory, "~/cartesian_trajectory", self._on_cartesian,
+                                   TRAJECTORY_QOS))
+        m(self.create_timer(1.0, self._publish_diagnostics))
         self.get_logger().info(f"{robot.name}: {p['command_mode']} commands on {topic}")
+
+    def on_activated(self) -> None:
+        # start from where the robot is: never resume a chunk from before (a restart, a pause)
+        if self.q is not None:
+            self.ctrl.hold_here(self.t_now, self.q)
+
+    def on_deactivated(self) -> None:
+        # commands stop; the safety filter's watchdog brakes and holds the robot
+        if self.q is not None:
+            self.ctrl.hold_here(self.t_now, self.q)
 
     def _on_state(self, msg: JointState) -> None:
         try:
@@ -145,6 +157,9 @@ class ControllerNode(Node):
             return
         t = stamp_to_sec(msg.header.stamp)
         self.t_now, self.q, self.v = t, q, v
+        self.note_state()
+        if not self.active:
+            return
         u = self.ctrl.update(t, q, v)
         self._cmd.data = u.tolist()
         self.cmd_pub.publish(self._cmd)
@@ -157,7 +172,15 @@ class ControllerNode(Node):
             ref.effort = self._cmd.data
             self.ref_pub.publish(ref)
 
+    def _refuse_inactive(self) -> bool:
+        if not self.active:
+            self.inactive_trajectories += 1
+            self.get_logger().warn("trajectory while inactive: ignored", throttle_duration_sec=1.0)
+        return not self.active
+
     def _on_trajectory(self, msg: JointTrajectory) -> None:
+        if self._refuse_inactive():
+            return
         try:
             if self.t_now is None:
                 raise TrajectoryError("no joint state received yet")
@@ -176,6 +199,8 @@ class ControllerNode(Node):
         self.get_logger().debug(f"accepted trajectory with {kept} points")
 
     def _on_cartesian(self, msg: MultiDOFJointTrajectory) -> None:
+        if self._refuse_inactive():
+            return
         try:
             if self.t_now is None or not self.ctrl.started:
                 raise TrajectoryError("no joint state received yet")
@@ -205,8 +230,12 @@ class ControllerNode(Node):
             "tracking_error_norm": f"{err:.6f}",
             "nonfinite_commands_replaced": self.ctrl.nonfinite,
             "time_resets": self.ctrl.time_resets,
+            "inactive_trajectories": self.inactive_trajectories,
+            **self.lifecycle_values(),
         }
         level, message = DiagnosticStatus.OK, "running"
+        if not self.active:
+            level, message = DiagnosticStatus.WARN, "inactive: not commanding"
         if self.rejected_trajectories or self.rejected_states:
             level, message = DiagnosticStatus.WARN, "rejected input"
         publish_status(self, self.diag_pub, "robot_ctrl/controller", self.ctrl.robot.name, level, message, values)

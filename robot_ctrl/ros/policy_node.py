@@ -19,7 +19,10 @@ Service     ~/reset                      std_srvs/Trigger: forget the observatio
 Prompts (`prompt_mode`, issue 5; the teleop node publishes them, robot_ctrl.ros.teleop_msgs):
   none       the policy alone (default).
   goal       the operator sets the task goal: the position of /teleop/pose becomes the goal
-             vector (x, y[, z]) the policy conditions on, instead of /task/goal.
+             vector (x, y[, z]) the policy conditions on, instead of /task/goal. Every pose
+             updates the goal; the policy replans at once only when the goal has moved more than
+             `goal_replan` from the goal of the last chunk (a held clutch streams poses at the
+             device rate; smaller moves enter at the next chunk).
   shared     shared autonomy (HIL-SERL): every `teleop_period` the operator's prompt is checked;
              while the operator acts (input above the deadband, or the intervene button) the
              operator's chunk overrides (`shared_rule: override`) or blends with a fresh policy
@@ -50,7 +53,6 @@ import time
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped, Transform
-from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64, Float64MultiArray
 from std_srvs.srv import Trigger
@@ -64,13 +66,13 @@ from robot_ctrl.ros.common import (
     JointStateError,
     Param,
     ParameterError,
-    declare_parameters,
     publish_status,
     quaternion_from_rotation,
     rotation_from_quaternion,
     sec_to_stamp,
     stamp_to_sec,
 )
+from robot_ctrl.ros.lifecycle import ManagedNode
 
 PARAMS = {
     "checkpoint": Param("", "Policy checkpoint (.safetensors) from `robot-ctrl train`; empty: the committed "
@@ -93,6 +95,9 @@ PARAMS = {
     "max_speed": Param(0.10, "m/s: pose prompts' approach speed and full-scale input for magnitude blending.",
                        positive=True),
     "guide_scale": Param(0.5, "Guidance strength λ (prompt_mode guidance)."),
+    "goal_replan": Param(0.02, "prompt_mode goal: metres the operator's goal must move from the goal of the "
+                               "last chunk before the policy replans at once (smaller moves wait for the next "
+                               "chunk).", positive=True),
 }
 
 
@@ -105,9 +110,11 @@ def _pose(msg: PoseStamped):
         return pos, np.full((3, 3), np.nan)  # not a rotation: the observation check rejects it
 
 
-class PolicyNode(Node):
+class PolicyNode(ManagedNode):
     def __init__(self, **kwargs):
-        super().__init__("policy", **kwargs)
+        super().__init__("policy", PARAMS, **kwargs)
+
+    def configure(self) -> None:
         import json
 
         import torch
@@ -116,8 +123,7 @@ class PolicyNode(Node):
         from robot_ctrl.learning.envs import base_task
         from robot_ctrl.tasks import TASK_CLASSES, TASKS
 
-        p = declare_parameters(self, PARAMS)
-        self.params = p
+        p = self.params
         self.mode = p["prompt_mode"]
         torch.set_num_threads(int(p["threads"]))
         task = ""
@@ -182,21 +188,25 @@ class PolicyNode(Node):
         self.order = JointOrder(self.robot.joint_names)
         self.poses: dict[str, tuple] = {}
         self.goal: np.ndarray | None = None
+        self.goal_planned: np.ndarray | None = None  # the goal the last chunk was predicted for
         self.t_next = -np.inf
         self.t_last = -np.inf
         self.counts = {"chunks": 0, "rejected_observations": 0, "rejected_states": 0, "waiting": 0,
-                       "policy_errors": 0, "time_resets": 0, "operator_chunks": 0, "estop_holds": 0}
+                       "policy_errors": 0, "time_resets": 0, "operator_chunks": 0, "estop_holds": 0,
+                       "goal_replans": 0}
         self.latency_ms: list[float] = []
 
         topic = p["trajectory_topic"] or ("/controller/cartesian_trajectory" if self.cartesian
                                           else "/controller/joint_trajectory")
-        self.chunk_pub = self.create_publisher(MultiDOFJointTrajectory if self.cartesian else JointTrajectory,
-                                               topic, TRAJECTORY_QOS)
-        self.ready_pub = self.create_publisher(Float64, "/policy/ready_until", STATE_QOS)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        m = self.managed  # made here, destroyed by cleanup
+        self.chunk_pub = m(self.create_publisher(MultiDOFJointTrajectory if self.cartesian else JointTrajectory,
+                                                 topic, TRAJECTORY_QOS))
+        self.ready_pub = m(self.create_publisher(Float64, "/policy/ready_until", STATE_QOS))
+        self.diag_pub = m(self.create_publisher(DiagnosticArray, "/diagnostics", 10))
         for b in self.objects:
-            self.create_subscription(PoseStamped, f"/objects/{b}/pose", lambda m, b=b: self._on_pose(b, m), STATE_QOS)
-        self.create_subscription(Float64MultiArray, "/task/goal", self._on_goal, GOAL_QOS)
+            m(self.create_subscription(PoseStamped, f"/objects/{b}/pose", lambda msg, b=b: self._on_pose(b, msg),
+                                       STATE_QOS))
+        m(self.create_subscription(Float64MultiArray, "/task/goal", self._on_goal, GOAL_QOS))
         self.goal_from_operator = False
         if self.mode != "none":
             from geometry_msgs.msg import TwistStamped
@@ -205,18 +215,18 @@ class PolicyNode(Node):
             from robot_ctrl.ros.teleop_msgs import BUTTON_QOS, COMMAND_STREAM_QOS, TOPICS
 
             now = time.monotonic
-            self.create_subscription(TwistStamped, TOPICS["twist"], lambda m: self.prompts.on_twist(m, now()),
-                                     COMMAND_STREAM_QOS)
-            self.create_subscription(PoseStamped, TOPICS["pose"], self._on_prompt_pose, COMMAND_STREAM_QOS)
-            self.create_subscription(Joy, TOPICS["joy"], lambda m: self.prompts.on_joy(m, now()), BUTTON_QOS)
-            self.create_subscription(JointState, TOPICS["joints"], lambda m: self.prompts.on_joints(m, now()),
-                                     COMMAND_STREAM_QOS)
+            m(self.create_subscription(TwistStamped, TOPICS["twist"], lambda msg: self.prompts.on_twist(msg, now()),
+                                       COMMAND_STREAM_QOS))
+            m(self.create_subscription(PoseStamped, TOPICS["pose"], self._on_prompt_pose, COMMAND_STREAM_QOS))
+            m(self.create_subscription(Joy, TOPICS["joy"], lambda msg: self.prompts.on_joy(msg, now()), BUTTON_QOS))
+            m(self.create_subscription(JointState, TOPICS["joints"], lambda msg: self.prompts.on_joints(msg, now()),
+                                       COMMAND_STREAM_QOS))
             # leader-arm joint targets (teleop mode) go to the controller's joint-space input
-            self.joint_pub = self.create_publisher(JointTrajectory, "/controller/joint_trajectory", TRAJECTORY_QOS)
-            self.intervening_pub = self.create_publisher(Bool, "/teleop/intervening", STATE_QOS)
-        self.create_subscription(JointState, "/joint_states", self._on_state, STATE_QOS)
-        self.create_service(Trigger, "~/reset", self._on_reset)
-        self.create_timer(1.0, self._publish_diagnostics)
+            self.joint_pub = m(self.create_publisher(JointTrajectory, "/controller/joint_trajectory", TRAJECTORY_QOS))
+            self.intervening_pub = m(self.create_publisher(Bool, "/teleop/intervening", STATE_QOS))
+        m(self.create_subscription(JointState, "/joint_states", self._on_state, STATE_QOS))
+        m(self.create_service(Trigger, "~/reset", self._on_reset))
+        m(self.create_timer(1.0, self._publish_diagnostics))
         if self.policy is None:
             self.get_logger().info(f"teleop (no policy): operator chunks every {self.period:.2f} s on {topic}")
         else:
@@ -239,7 +249,9 @@ class PolicyNode(Node):
             return
         self.goal_from_operator = True
         self.goal = g
-        self._restart()
+        if self.goal_planned is None or np.linalg.norm(g - self.goal_planned) > self.params["goal_replan"]:
+            self.counts["goal_replans"] += 1
+            self._restart()
 
     def _on_goal(self, msg: Float64MultiArray) -> None:
         if self.goal_from_operator or self.policy is None:
@@ -258,6 +270,9 @@ class PolicyNode(Node):
             self.policy.reset()
         self.shared.reset()  # (a new episode: no latched hold from the last one)
         self.t_next = self.t_teleop = -np.inf
+
+    def on_activated(self) -> None:
+        self._restart()  # a fresh start: no history or schedule from before the pause
 
     def _on_reset(self, request, response):
         self._restart()
@@ -281,6 +296,9 @@ class PolicyNode(Node):
             # (the first message may have gone out before its subscription matched)
             self.ready_pub.publish(Float64(data=self.t_next))
         self.t_last = t
+        self.note_state()
+        if not self.active:
+            return  # inactive: no chunks (the controller holds; the safety filter stays in between)
         if self.mode in ("shared", "teleop") and self._operator_step(msg.header.stamp, t, q, v):
             return
         if t < self.t_next - 1e-9:
@@ -315,6 +333,7 @@ class PolicyNode(Node):
             self.get_logger().error(f"policy failed, holding: {exc}", throttle_duration_sec=1.0)
             return
         self.latency_ms.append(1e3 * (time.perf_counter() - t0))
+        self.goal_planned = self.goal.copy()
         self.chunk_pub.publish(self._chunk_msg(msg.header.stamp, chunk.actions))
         self.gripper = float(chunk.actions[0, -1]) if self.cartesian else self.gripper
         if self.mode in ("shared", "guidance"):
@@ -427,7 +446,7 @@ class PolicyNode(Node):
         level = DiagnosticStatus.WARN if bad else DiagnosticStatus.OK
         publish_status(self, self.diag_pub, "robot_ctrl/policy", self.policy.kind if self.policy else "teleop", level,
                        "holding after bad input" if bad else "running",
-                       {**self.counts, "task": self.task, "prompt_mode": self.mode,
+                       {**self.counts, **self.lifecycle_values(), "task": self.task, "prompt_mode": self.mode,
                         "interventions": self.shared.interventions, "chunk_ms_p50": f"{np.percentile(lat, 50):.2f}",
                         "chunk_ms_p99": f"{np.percentile(lat, 99):.2f}"})
 

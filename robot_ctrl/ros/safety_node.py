@@ -7,7 +7,11 @@ Subscribes  ~/nominal                      std_msgs/Float64MultiArray: the contr
             ~/obstacles/<name>             geometry_msgs/PoseStamped, one per world object of the
                                            collision config (frame_id "world" or empty)
             ~/human                        geometry_msgs/PoseStamped, when the config has `ssm`
-Publishes   /<controller_name>/commands    std_msgs/Float64MultiArray: the filtered command
+Publishes   /<controller_name>/commands    std_msgs/Float64MultiArray: the filtered command, in
+                                           `controller_joints` order (forward command controller)
+         or /<controller_name>/joint_trajectory  trajectory_msgs/JointTrajectory, one point
+                                           `trajectory_lead_s` ahead (joint trajectory controller;
+                                           command_mode velocity). robot_ctrl.hardware.bridge
             ~/metrics                      std_msgs/Float64MultiArray per command:
                                            [t, h_min, intervention, solve_us, status],
                                            t = the stamp of the joint state it answers
@@ -28,11 +32,11 @@ from __future__ import annotations
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
-from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import Trigger
 
+from robot_ctrl.hardware.bridge import HardwareInterface
 from robot_ctrl.model import RobotModel
 from robot_ctrl.ros.common import (
     COMMAND_QOS,
@@ -40,10 +44,12 @@ from robot_ctrl.ros.common import (
     JointOrder,
     JointStateError,
     Param,
-    declare_parameters,
+    declare_string_list,
     publish_status,
     stamp_to_sec,
 )
+from robot_ctrl.ros.hardware_output import HardwareOutput
+from robot_ctrl.ros.lifecycle import ManagedNode
 from robot_ctrl.safety.config import build_filter, load_safety_config
 from robot_ctrl.safety.constraints import CollisionDistance, SpeedSeparation
 
@@ -52,7 +58,13 @@ PARAMS = {
     "config": Param("", "Safety config name (config/safety/<name>.yaml) or path; empty: the robot's name."),
     "command_mode": Param("effort", "What the commands are: effort (torques) or velocity.",
                           choices=("effort", "velocity")),
-    "controller_name": Param("forward_effort_controller", "Filtered commands go to /<controller_name>/commands."),
+    "controller_name": Param("forward_effort_controller", "Filtered commands go to /<controller_name>/commands "
+                                                          "(or /<controller_name>/joint_trajectory)."),
+    "controller_type": Param("forward", "The ros2_control controller that takes the command: a forward command "
+                                        "controller or a joint trajectory controller.",
+                             choices=("forward", "trajectory")),
+    "trajectory_lead_s": Param(0.01, "Joint trajectory controller: the streamed point's time_from_start (s).",
+                               positive=True),
     "control_period_s": Param(0.002, "Control period (s): the filter's dt and the watchdog's tick.", positive=True),
     "watchdog_periods": Param(5, "Brake when the state or the command is older than this many periods.",
                               positive=True),
@@ -64,11 +76,17 @@ PARAMS = {
 STATUS_CODE = {"ok": 0.0, "relaxed": 1.0, "brake": 2.0, "rejected": 3.0, "stop": 4.0}
 
 
-class SafetyNode(Node):
+class SafetyNode(ManagedNode):
     def __init__(self, **kwargs):
-        super().__init__("safety_filter", **kwargs)
-        p = declare_parameters(self, PARAMS)
-        self.params = p
+        super().__init__("safety_filter", PARAMS, **kwargs)
+
+    def declare_more_parameters(self) -> dict:
+        return {"controller_joints": declare_string_list(
+            self, "controller_joints", "The controller's joints in its command order; empty: the robot YAML's "
+                                       "order. Robot joints not listed are not driven.")}
+
+    def configure(self) -> None:
+        p = self.params
         self.robot = robot = RobotModel.load(p["robot"])
         cfg = load_safety_config(p["config"] or robot.name)
         self.dt = float(p["control_period_s"])
@@ -87,35 +105,47 @@ class SafetyNode(Node):
         # counters
         self.counts = {k: 0 for k in ("commands", "rejected_commands", "rejected_states", "rejected_poses",
                                       "watchdog_brakes", "estops", "resets", "refused_resets",
-                                      "relaxed", "brakes", "nonfinite_replaced")}
+                                      "relaxed", "brakes", "nonfinite_replaced", "held_commands", "inactive_brakes")}
         self._window = []  # (solve_us, intervention, h_min, binding) since the last diagnostics
         self._watchdog_active = False
 
-        topic = f"/{p['controller_name'].strip('/')}/commands"
-        self.cmd_pub = self.create_publisher(Float64MultiArray, topic, COMMAND_QOS)
-        self.metrics_pub = self.create_publisher(Float64MultiArray, "~/metrics", COMMAND_QOS)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(JointState, "/joint_states", self._on_state, STATE_QOS)
-        self.create_subscription(Float64MultiArray, "~/nominal", self._on_nominal, COMMAND_QOS)
-        self.create_subscription(Bool, "/estop", self._on_estop, 10)
-        self.create_service(Trigger, "~/reset", self._on_reset)
+        iface = HardwareInterface(controller_type=p["controller_type"], controller_name=p["controller_name"],
+                                  interface=p["command_mode"], joints=tuple(p["controller_joints"]),
+                                  lead_s=p["trajectory_lead_s"])
+        self.output = HardwareOutput(self, robot.joint_names, iface)
+        m = self.managed
+        m(self.output.pub)
+        self.metrics_pub = m(self.create_publisher(Float64MultiArray, "~/metrics", COMMAND_QOS))
+        self.diag_pub = m(self.create_publisher(DiagnosticArray, "/diagnostics", 10))
+        m(self.create_subscription(JointState, "/joint_states", self._on_state, STATE_QOS))
+        m(self.create_subscription(Float64MultiArray, "~/nominal", self._on_nominal, COMMAND_QOS))
+        m(self.create_subscription(Bool, "/estop", self._on_estop, 10))
+        m(self.create_service(Trigger, "~/reset", self._on_reset))
         self.movable = {}
         for c in self.filter.constraints:
             if isinstance(c, CollisionDistance):
                 for name in sorted(c.set.world):
                     self.movable[name] = c.set
-                    self.create_subscription(PoseStamped, f"~/obstacles/{name}",
-                                             lambda m, n=name: self._on_pose(n, m), 10)
+                    m(self.create_subscription(PoseStamped, f"~/obstacles/{name}",
+                                               lambda msg, n=name: self._on_pose(n, msg), 10))
             if isinstance(c, SpeedSeparation):
                 self.ssm = c
-                self.create_subscription(PoseStamped, "~/human", lambda m: self._on_pose("human", m), 10)
-        self.create_timer(self.dt, self._watchdog)
-        self.create_timer(1.0 / p["diagnostics_rate_hz"], self._publish_diagnostics)
-        self._msg = Float64MultiArray()
+                m(self.create_subscription(PoseStamped, "~/human", lambda msg: self._on_pose("human", msg), 10))
+        m(self.create_timer(self.dt, self._watchdog))
+        m(self.create_timer(1.0 / p["diagnostics_rate_hz"], self._publish_diagnostics))
         self._metrics = Float64MultiArray()
         self.get_logger().info(
             f"{robot.name}: {p['command_mode']} filter, {self.filter.m} rows, "
-            f"{self.filter.collision_pairs} collision pairs ({cfg.source}); ~/nominal -> {topic}")
+            f"{self.filter.collision_pairs} collision pairs ({cfg.source}); ~/nominal -> {self.output.describe()}")
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def on_activated(self) -> None:
+        # forward commands from now on: no command from before counts (the watchdog waits for
+        # the first new one), the filter starts from the current state; an e-stop stays latched
+        self.t_cmd_rx = None
+        self.filter.reset()
+
+    # on deactivate the watchdog tick brakes to a stop and holds (see _watchdog)
 
     # -- time ------------------------------------------------------------------------------
     def _now(self) -> float:
@@ -141,14 +171,16 @@ class SafetyNode(Node):
             self.get_logger().error(f"rejected joint state: {exc}", throttle_duration_sec=1.0)
             return
         self.q, self.v, self.t_state, self.t_state_rx = q, v, t, self._now()
+        self.note_state()
 
     def _on_nominal(self, msg: Float64MultiArray) -> None:
         self.t_cmd_rx = self._now()
-        if self.q is None:
-            self.counts["rejected_commands"] += 1
+        if self.q is None:  # (start-up: the controller saw a state first) not bad input, held
+            self.counts["held_commands"] += 1
             self.get_logger().warn("command before any joint state: not forwarded", throttle_duration_sec=1.0)
             return
-        if self.estop or self._stale():
+        if self.estop or self._stale() or not self.active:
+            self.counts["held_commands"] += not self.active and not self.estop
             return  # the watchdog publishes the braking command
         u_nom = np.asarray(msg.data, dtype=float)
         # wrong length or NaN/Inf: the filter rejects it and brakes from the last safe command
@@ -217,6 +249,9 @@ class SafetyNode(Node):
         cmd_old = self.t_cmd_rx is None or now - self.t_cmd_rx > self.watchdog_s
         if self.estop:
             self._brake("stop")
+        elif not self.active:  # configured, not active (before activation, after deactivate): hold
+            self.counts["inactive_brakes"] += 1
+            self._brake("stop")
         elif state_old or (cmd_old and self.t_cmd_rx is not None):
             if not self._watchdog_active:
                 self.counts["watchdog_brakes"] += 1
@@ -239,8 +274,7 @@ class SafetyNode(Node):
             self.counts["nonfinite_replaced"] += 1
             u = self.last_cmd if self.last_cmd is not None else np.zeros(self.n)
         self.last_cmd = u
-        self._msg.data = u.tolist()
-        self.cmd_pub.publish(self._msg)
+        self.output.publish(u, self.q)
         # stamped with the joint state the command answers (sim time in simulation)
         self._metrics.data = [float(self.t_state), float(h_min) if np.isfinite(h_min) else -1.0,
                               float(intervention), float(solve_us), STATUS_CODE[status]]
@@ -261,8 +295,11 @@ class SafetyNode(Node):
                 intervention_max=f"{max(x[1] for x in w):.6g}", intervention_last=f"{w[-1][1]:.6g}",
                 h_min=f"{min(x[2] for x in w):.6g}", active_constraints=",".join(last.binding[:12]),
                 violated_constraints=",".join(last.violated[:12]))
+        values.update(self.lifecycle_values())
         level, message = DiagnosticStatus.OK, "filtering"
-        if self.estop:
+        if not self.active:
+            level, message = DiagnosticStatus.WARN, "inactive: braking/holding, not forwarding commands"
+        elif self.estop:
             level, message = DiagnosticStatus.ERROR, "e-stop latched: braking/holding; call ~/reset"
         elif self._watchdog_active:
             level, message = DiagnosticStatus.ERROR, "watchdog: stale input, braking"
