@@ -645,3 +645,49 @@ def test_browser_closing_the_page_makes_the_prompt_stale(page, dev):
     wait_for(lambda: not dev.controller_connected, what="the controller to leave")
     stays(dev, lambda p, fresh: not fresh and p.mode == "none" and not np.any(p.twist))
     release(page)
+
+
+def test_browser_input_reaches_the_ros_topics(browser, ros):
+    """The whole path: the page in Chromium → websocket → the teleop node (web device) →
+    /teleop/twist and /estop on DDS, as the policy node and the safety filter receive them."""
+    import rclpy
+    from geometry_msgs.msg import TwistStamped
+    from rclpy.parameter import Parameter
+    from std_msgs.msg import Bool
+
+    from robot_ctrl.ros.teleop_msgs import BUTTON_QOS, COMMAND_STREAM_QOS
+    from robot_ctrl.ros.teleop_node import TeleopNode
+
+    d = WebDevice(max_linear_speed=V, max_angular_speed=W)
+    node = TeleopNode(device=d, parameter_overrides=[Parameter("device", value="web")])
+    twists, estops = [], []
+    ros.create_subscription(TwistStamped, "/teleop/twist", twists.append, COMMAND_STREAM_QOS)
+    ros.create_subscription(Bool, "/estop", lambda m: estops.append(m.data), BUTTON_QOS)
+    ex = rclpy.executors.SingleThreadedExecutor()
+    ex.add_node(node)
+    ex.add_node(ros)
+
+    def spin_until(pred, timeout=10.0, what=""):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            ex.spin_once(timeout_sec=0.01)
+            if pred():
+                return
+        raise AssertionError(f"timed out waiting for {what}")
+
+    try:
+        assert d.ok, d.error
+        browser.get(d.url)
+        wait_role(browser, "controller")
+        drag(browser, "joystick", 0, -130)  # up: +x at full speed
+        spin_until(lambda: twists and twists[-1].twist.linear.x > 0.9 * V, what="+x on /teleop/twist")
+        assert abs(twists[-1].twist.linear.y) < 0.05 * V and twists[-1].header.frame_id == "panda_link0"
+        release(browser)
+        spin_until(lambda: twists[-1].twist.linear.x == 0.0, what="zero after release")
+        click(browser, "estop")
+        spin_until(lambda: True in estops, what="/estop true")
+    finally:
+        browser.get("about:blank")
+        ex.remove_node(node)
+        node.destroy_node()
+        d.close()
