@@ -140,6 +140,18 @@ def cmd_bench(args) -> int:
                                                       dropout=args.dropout, rule=args.rule)
         if not args.json:  # the table shows one row per figure
             result = summary_rows(result)
+    elif args.what == "faults":
+        from robot_ctrl.ros.faults import BACKENDS, SCENARIOS, bench_faults
+
+        result = bench_faults(scenarios=args.scenario or SCENARIOS, backends=args.backend or BACKENDS,
+                              progress=not args.json)
+        if not args.json:  # one row per scenario and backend
+            rows = {"benchmark": "faults", "all_ok": result["all_ok"]}
+            for r in result["results"]:
+                figures = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items()
+                           if k not in ("scenario", "backend")}
+                rows[f"{r['scenario']} ({r['backend']})"] = json.dumps(figures)
+            result = rows
     elif args.what == "safety":
         result = bench.bench_safety(robot=args.robot, mode=args.mode, steps=args.steps,
                                     falsify_steps=args.falsify, progress=not args.json)
@@ -287,7 +299,12 @@ def main(argv=None) -> int:
             p.set_defaults(func=cmd_record)
 
     p = sub.add_parser("bench", help="benchmarks")
-    p.add_argument("what", choices=("sim", "loop", "safety", "policy", "teleop"))
+    p.add_argument("what", choices=("sim", "loop", "safety", "policy", "teleop", "faults"))
+    p.add_argument("--scenario", action="append", default=None,
+                   choices=("policy_kill", "state_stall", "command_stall", "storm", "stamp_jump", "estop"),
+                   help="faults: a scenario (repeatable; default all)")
+    p.add_argument("--backend", action="append", default=None, choices=("sim", "fake"),
+                   help="faults: the simulator or the fake ros2_control hardware (repeatable; default both)")
     p.add_argument("--robot", default="panda")
     p.add_argument("--seconds", type=float, default=None, help="measurement length (wall s)")
     p.add_argument("--lockstep", action="store_true", help="loop: lockstep timing instead of realtime")

@@ -37,7 +37,7 @@ def run_policy_episodes(checkpoint: str | Path, out: str | Path, task: str | Non
     from robot_ctrl.ros.policy_node import PolicyNode
     from robot_ctrl.ros.recorder import BagRecorder
     from robot_ctrl.ros.runner import create_nodes, spin
-    from robot_ctrl.ros.safety_node import SafetyNode
+    from robot_ctrl.ros.safety_node import COMPOSED_OVERRIDES, SafetyNode
     from robot_ctrl.ros.sim_node import SimNode
     from robot_ctrl.stack import NOMINAL_TOPIC, controller_name, ros_args
 
@@ -62,10 +62,10 @@ def run_policy_episodes(checkpoint: str | Path, out: str | Path, task: str | Non
         sim = create_nodes([SimNode], parameter_overrides=params(
             task=task, task_seed=int(seed), timing_mode="lockstep", lockstep_gate=True, command_mode="effort",
             controller_name=controller_name("effort")))[0]
-        ctrl = create_nodes([ControllerNode], parameter_overrides=params(command_mode="effort"),
+        ctrl = create_nodes([ControllerNode], parameter_overrides=params(command_mode="effort", policy_liveliness=False),
                             cli_args=["--ros-args", "-r", f"{ctrl_topic}:={NOMINAL_TOPIC}"])[0]
         safety = create_nodes([SafetyNode], parameter_overrides=params(
-            config=TASK_SAFETY, command_mode="effort", use_sim_time=True))[0]
+            config=TASK_SAFETY, command_mode="effort", use_sim_time=True, **COMPOSED_OVERRIDES))[0]
         policy = create_nodes([PolicyNode], parameter_overrides=params(checkpoint=str(checkpoint)))[0]
         horizon_s = sim.task.horizon * policy.dt
         rec_node = rclpy.create_node("recorder")

@@ -37,7 +37,12 @@ class StackOptions:
 
         common = {"robot": self.robot}
         if node == "safety_filter":
+            from robot_ctrl.ros.safety_node import COMPOSED_OVERRIDES
+
             common["config"] = self.safety_config
+            common.update(COMPOSED_OVERRIDES)
+        if node == "controller":
+            common["policy_liveliness"] = False  # composed: the policy cannot die alone
         if node in ("sim", "controller", "safety_filter"):
             common["command_mode"] = self.command_mode
             common["controller_name"] = controller_name(self.command_mode)

@@ -97,7 +97,9 @@ def test_safety_node_commands_a_ros2_control_controller(ros, controller):
     nominal_pub = ros.create_publisher(Float64MultiArray, "/safety_filter/nominal", 10)
     q = np.asarray(PANDA.home, dtype=float)
     shuffled = PANDA.joint_names[::-1][1::2] + PANDA.joint_names[::-1][0::2]
-    proc = start_node("safety_node", "safety_filter.yaml", {"config": "panda_tasks", **params})
+    # (this probe feeds states slower than the 500 Hz control rate: a longer state timeout)
+    proc = start_node("safety_node", "safety_filter.yaml", {"config": "panda_tasks", "state_timeout_periods": 10,
+                                                            **params})
     try:
         def publish():
             msg = _state(q, shuffled)

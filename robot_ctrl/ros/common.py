@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.duration import Duration
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, LivelinessPolicy, QoSProfile, ReliabilityPolicy
 
 # Joint states and commands: reliable, keep last 10. Lockstep simulation needs every command
 # to arrive; a depth of 10 absorbs bursts without letting a stale backlog build up.
@@ -18,6 +19,14 @@ TRAJECTORY_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
                             durability=DurabilityPolicy.VOLATILE)
 # /clock: only the newest matters (ROS convention: depth 1).
 CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+# /policy/alive: the policy node's liveliness. DDS asserts it from its own threads
+# (AUTOMATIC), so a killed policy process is noticed within about the lease however busy the
+# Python side is. 20 ms: a 10 ms lease flapped on a saturated 2-core machine. The safety
+# filter and the controller subscribe with the same lease and brake / hold when it is lost.
+POLICY_LEASE_S = 0.02
+LIVELINESS_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
+                            liveliness=LivelinessPolicy.AUTOMATIC,
+                            liveliness_lease_duration=Duration(nanoseconds=int(POLICY_LEASE_S * 1e9)))
 # the task goal: latched (transient local, depth 1) so a node that starts late still gets it
 GOAL_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
                       history=HistoryPolicy.KEEP_LAST)

@@ -15,21 +15,33 @@ Publishes   /<controller_name>/commands    std_msgs/Float64MultiArray, one per j
 Time is the stamp of the latest joint state (sim time in simulation), so the loop is
 deterministic in lockstep. A trajectory with a zero header stamp starts now; otherwise
 header.stamp is its absolute start time. Rejected trajectories (unknown joints, NaN/Inf,
-non-increasing times, stale) are logged and counted; the last good reference is held.
+positions or velocities beyond 1e4, non-increasing times, stale, more than `max_chunk_points`
+points, a stamp or time_from_start that is no ROS time, a Cartesian chunk with a frame_id
+other than "world" or empty) are logged once per second and counted per topic
+(rejected_joint_trajectories, rejected_cartesian_trajectories; their sum
+rejected_trajectories); the last good reference is held. Joint states are checked
+(robot_ctrl.ros.validation) before they are converted: sizes (at most 1024 names), empty or
+repeated names, NaN/Inf, values beyond 1e4, the stamp; `states` counts the accepted ones,
+`rejected_states` the others.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.event_handler import SubscriptionEventCallbacks
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Bool, Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, MultiDOFJointTrajectory
 
 from robot_ctrl.control import OUTPUT_MODES, JointController, TrajectoryError
 from robot_ctrl.control.cartesian import DiffIK, ik_chunk
+from robot_ctrl.control.stamps import StampError, StampGuard
 from robot_ctrl.model import RobotModel
 from robot_ctrl.ros.common import (
     COMMAND_QOS,
+    LIVELINESS_QOS,
     STATE_QOS,
     TRAJECTORY_QOS,
     JointOrder,
@@ -41,6 +53,8 @@ from robot_ctrl.ros.common import (
     stamp_to_sec,
 )
 from robot_ctrl.ros.lifecycle import ManagedNode
+from robot_ctrl.ros.validation import (MAX_JOINT_VALUE, LogThrottle, check_duration, check_joint_state,
+                                       check_joint_values, check_names, check_stamp)
 
 PARAMS = {
     "robot": Param("panda", "Robot name (config/robots/<robot>.yaml) or path to a robot YAML."),
@@ -50,7 +64,25 @@ PARAMS = {
     "kp": Param([], "Stiffness per joint (1/s^2); empty: the robot YAML's gains."),
     "kd": Param([], "Damping per joint (1/s); empty: the robot YAML's gains."),
     "publish_reference": Param(True, "Publish ~/reference (reference q, v and the command) every cycle."),
+    "max_chunk_points": Param(1000, "Reject chunks (joint or Cartesian) with more points than this.", positive=True),
+    "policy_liveliness": Param(True, "Drop the chunk and hold when a policy node seen on /policy/alive dies."),
 }
+
+# the frames a Cartesian chunk's hand poses may be given in (empty: the world frame)
+CARTESIAN_FRAMES = ("", "world")
+
+
+def _check_chunk_shape(msg, max_points: int) -> None:
+    """Size and stamp checks before anything is converted (a huge array costs nothing)."""
+    if len(msg.points) > max_points:
+        raise TrajectoryError(f"chunk has {len(msg.points)} points (at most {max_points})")
+    try:
+        check_names(msg.joint_names)
+        check_stamp(msg.header.stamp, "header stamp")
+        for k, p in enumerate(msg.points):
+            check_duration(p.time_from_start, f"point {k} time_from_start")
+    except ValueError as exc:
+        raise TrajectoryError(str(exc)) from None
 
 
 def trajectory_arrays(msg: JointTrajectory):
@@ -66,16 +98,23 @@ def trajectory_arrays(msg: JointTrajectory):
         velocities = np.array([p.velocities for p in msg.points], dtype=float)
     elif any(len(p.velocities) not in (0, n) for p in msg.points):
         raise TrajectoryError("velocities must be given for all joints of a point or for none")
+    for a in (positions, velocities):  # (NaN/Inf: the executor says so) a finite 1e300 overflows the spline
+        finite = a[np.isfinite(a)] if a is not None else ()
+        if len(finite) and np.abs(finite).max() > MAX_JOINT_VALUE:
+            raise TrajectoryError(f"a position or velocity beyond {MAX_JOINT_VALUE:g}")
     return times, positions, velocities
 
 
 def cartesian_arrays(msg: MultiDOFJointTrajectory, ee_frame: str):
     """(times, positions (K,3), rotations (K,3,3), grippers (K,)) from an end-effector chunk."""
+    if msg.header.frame_id not in CARTESIAN_FRAMES:
+        raise TrajectoryError(f"frame_id '{msg.header.frame_id[:40]}' (hand poses are in the world frame: "
+                              "'world' or empty)")
     names = list(msg.joint_names)
     if not names or names[0] != ee_frame:
-        raise TrajectoryError(f"joint_names must start with the end-effector frame '{ee_frame}', got {names}")
+        raise TrajectoryError(f"joint_names must start with the end-effector frame '{ee_frame}', got {names[:4]}")
     if len(names) > 2 or (len(names) == 2 and names[1] != "gripper"):
-        raise TrajectoryError(f"joint_names must be ['{ee_frame}'] or ['{ee_frame}', 'gripper'], got {names}")
+        raise TrajectoryError(f"joint_names must be ['{ee_frame}'] or ['{ee_frame}', 'gripper'], got {names[:4]}")
     if not msg.points:
         raise TrajectoryError("chunk has no points")
     K = len(msg.points)
@@ -106,6 +145,7 @@ class ControllerNode(ManagedNode):
         super().__init__("controller", PARAMS, **kwargs)
 
     def configure(self) -> None:
+        self._log = LogThrottle(self.get_logger())  # rejections: once per second per kind
         p = self.params
         robot = RobotModel.load(p["robot"])
         for key in ("kp", "kd"):
@@ -121,6 +161,13 @@ class ControllerNode(ManagedNode):
         self.rejected_trajectories = 0
         self.accepted_trajectories = 0
         self.inactive_trajectories = 0
+        self.states = 0  # accepted joint states
+        self.stamps = StampGuard()
+        self.stamp_counts = {"stamp_jumps": 0, "stamp_resets": 0, "duplicate_states": 0, "policy_losses": 0}
+        self.policy_seen = self.policy_lost = self._held_for_loss = False
+        # per input topic (the totals above are their sums)
+        self.chunk_counts = {"accepted_joint_trajectories": 0, "rejected_joint_trajectories": 0,
+                             "accepted_cartesian_trajectories": 0, "rejected_cartesian_trajectories": 0}
         self.cycles = 0
         self._cmd = Float64MultiArray()
         self._ref = JointState()
@@ -132,6 +179,11 @@ class ControllerNode(ManagedNode):
         self.ref_pub = m(self.create_publisher(JointState, "~/reference", STATE_QOS)) if p["publish_reference"] else None
         self.diag_pub = m(self.create_publisher(DiagnosticArray, "/diagnostics", 10))
         m(self.create_subscription(JointState, "/joint_states", self._on_state, STATE_QOS))
+        # a policy that dies: drop its chunk and hold where the arm is (the safety filter brakes)
+        if p["policy_liveliness"]:
+            m(self.create_subscription(Bool, "/policy/alive", lambda msg: None, LIVELINESS_QOS,
+                                       event_callbacks=SubscriptionEventCallbacks(
+                                           liveliness=self._on_policy_liveliness)))
         m(self.create_subscription(JointTrajectory, "~/joint_trajectory", self._on_trajectory, TRAJECTORY_QOS))
         m(self.create_subscription(MultiDOFJointTrajectory, "~/cartesian_trajectory", self._on_cartesian,
                                    TRAJECTORY_QOS))
@@ -148,16 +200,45 @@ class ControllerNode(ManagedNode):
         if self.q is not None:
             self.ctrl.hold_here(self.t_now, self.q)
 
+    def _on_policy_liveliness(self, event) -> None:
+        if event.alive_count > 0:
+            self.policy_seen, self.policy_lost = True, False
+        elif self.policy_seen and not self.policy_lost:
+            self.policy_lost, self._held_for_loss = True, False
+            self.stamp_counts["policy_losses"] += 1
+            if self.q is not None and self.ctrl.started:
+                self.ctrl.hold_here(self.t_now, self.q)
+                self._held_for_loss = True
+
     def _on_state(self, msg: JointState) -> None:
         try:
+            check_joint_state(msg)
             q, v = self.order.state(msg)
+            check_joint_values(q, v)
         except JointStateError as exc:
             self.rejected_states += 1
-            self.get_logger().error(f"rejected joint state: {exc}", throttle_duration_sec=1.0)
+            self._log("1", f"rejected joint state: {exc}")
             return
         t = stamp_to_sec(msg.header.stamp)
+        try:  # out of order or a jump: refused (a jumped stamp would skip the chunk ahead)
+            verdict = self.stamps.check(t, time.monotonic())
+        except StampError as exc:
+            self.rejected_states += 1
+            self.stamp_counts["stamp_jumps"] += "ahead" in str(exc)
+            self._log("5", f"rejected joint state: {exc}")
+            return
+        self.states += 1
         self.t_now, self.q, self.v = t, q, v
         self.note_state()
+        if verdict == "duplicate":  # a copy of the last state: answered once already
+            self.stamp_counts["duplicate_states"] += 1
+            return
+        if verdict == "reset" and t > 0:  # a confirmed clock jump: hold here, on the new timeline
+            self.stamp_counts["stamp_resets"] += 1
+            self.ctrl.hold_here(t, q)
+        if self.policy_lost and self.ctrl.started and not self._held_for_loss:
+            self.ctrl.hold_here(t, q)  # the chunk's author is gone: stop following it
+            self._held_for_loss = True
         if not self.active:
             return
         u = self.ctrl.update(t, q, v)
@@ -175,7 +256,7 @@ class ControllerNode(ManagedNode):
     def _refuse_inactive(self) -> bool:
         if not self.active:
             self.inactive_trajectories += 1
-            self.get_logger().warn("trajectory while inactive: ignored", throttle_duration_sec=1.0)
+            self._log("2", "trajectory while inactive: ignored", "warning")
         return not self.active
 
     def _on_trajectory(self, msg: JointTrajectory) -> None:
@@ -184,6 +265,7 @@ class ControllerNode(ManagedNode):
         try:
             if self.t_now is None:
                 raise TrajectoryError("no joint state received yet")
+            _check_chunk_shape(msg, self.params["max_chunk_points"])
             times, positions, velocities = trajectory_arrays(msg)
             stamp = stamp_to_sec(msg.header.stamp)
             kept = self.ctrl.executor.set_chunk(
@@ -192,10 +274,11 @@ class ControllerNode(ManagedNode):
             )
         except (TrajectoryError, ValueError) as exc:
             self.rejected_trajectories += 1
-            self.get_logger().error(f"rejected trajectory, holding the last good reference: {exc}",
-                                    throttle_duration_sec=1.0)
+            self.chunk_counts["rejected_joint_trajectories"] += 1
+            self._log("3", f"rejected trajectory, holding the last good reference: {exc}")
             return
         self.accepted_trajectories += 1
+        self.chunk_counts["accepted_joint_trajectories"] += 1
         self.get_logger().debug(f"accepted trajectory with {kept} points")
 
     def _on_cartesian(self, msg: MultiDOFJointTrajectory) -> None:
@@ -204,6 +287,7 @@ class ControllerNode(ManagedNode):
         try:
             if self.t_now is None or not self.ctrl.started:
                 raise TrajectoryError("no joint state received yet")
+            _check_chunk_shape(msg, self.params["max_chunk_points"])
             times, P, R, G = cartesian_arrays(msg, self.robot.cfg.ee_frame)
             stamp = stamp_to_sec(msg.header.stamp)
             t0 = stamp if stamp > 0 else self.t_now
@@ -214,10 +298,11 @@ class ControllerNode(ManagedNode):
             kept = self.ctrl.executor.set_chunk(self.t_now, times, Q, V, t_start=t0)
         except (TrajectoryError, ValueError) as exc:
             self.rejected_trajectories += 1
-            self.get_logger().error(f"rejected Cartesian trajectory, holding the last good reference: {exc}",
-                                    throttle_duration_sec=1.0)
+            self.chunk_counts["rejected_cartesian_trajectories"] += 1
+            self._log("4", f"rejected Cartesian trajectory, holding the last good reference: {exc}")
             return
         self.accepted_trajectories += 1
+        self.chunk_counts["accepted_cartesian_trajectories"] += 1
         self.get_logger().debug(f"accepted Cartesian trajectory with {kept} points")
 
     def _publish_diagnostics(self) -> None:
@@ -227,6 +312,9 @@ class ControllerNode(ManagedNode):
             "accepted_trajectories": self.accepted_trajectories,
             "rejected_trajectories": self.rejected_trajectories,
             "rejected_states": self.rejected_states,
+            "states": self.states,
+            **self.stamp_counts,
+            **self.chunk_counts,
             "tracking_error_norm": f"{err:.6f}",
             "nonfinite_commands_replaced": self.ctrl.nonfinite,
             "time_resets": self.ctrl.time_resets,

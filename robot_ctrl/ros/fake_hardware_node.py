@@ -28,7 +28,9 @@ the current command at the start to the first point and between points; the last
 A new trajectory replaces the current one; one with no points stops it (holds the current
 command). A forward command sets the controller_joints; other joints keep their last command
 (position: where they were; velocity and effort: 0). Bad commands and trajectories (unknown or
-missing joints, wrong sizes, NaN/Inf, bad times) are rejected, logged once per burst and counted.
+missing joints, more than 1024 names, wrong sizes, NaN/Inf in positions or velocities, positions
+beyond 1e4, bad times or stamps: negative, nanosec >= 1e9) are rejected, logged once per second
+and counted (rejected_commands on /diagnostics; accepted: commands).
 
 Parameters: robot, controller_type, controller_name, interface, rate_hz, actuator_tau,
 latency_s, noise_std_position, noise_std_velocity, drop_prob, jitter_s, stamp_jump_prob,
@@ -57,6 +59,7 @@ from robot_ctrl.model import RobotModel
 from robot_ctrl.ros.common import (COMMAND_QOS, STATE_QOS, TRAJECTORY_QOS, Param, ParameterError,
                                    declare_parameters, declare_string_list, publish_status, sec_to_stamp,
                                    stamp_to_sec)
+from robot_ctrl.ros.validation import LogThrottle, MAX_JOINT_VALUE, check_duration, check_names, check_stamp
 
 DIAG_NAME = "robot_ctrl/fake_hardware"
 MAX_TICK_S = 0.1  # a tick later than this (a stalled process) steps the physics by this much only
@@ -97,6 +100,7 @@ STRING_LISTS = {
 class FakeHardwareNode(Node):
     def __init__(self, **kwargs):
         super().__init__("fake_hardware", **kwargs)
+        self._log = LogThrottle(self.get_logger())  # rejections: once per second per kind
         try:
             p = declare_parameters(self, PARAMS)
         except InvalidParameterTypeException as exc:
@@ -186,7 +190,7 @@ class FakeHardwareNode(Node):
     # -- commands ------------------------------------------------------------------------
     def _reject(self, what: str, exc: Exception) -> None:
         self.rejected_commands += 1
-        self.get_logger().warning(f"rejected {what} on {self.topic}: {exc}", throttle_duration_sec=1.0)
+        self._log("1", f"rejected {what} on {self.topic}: {exc}", "warning")
 
     def _on_command(self, msg: Float64MultiArray) -> None:
         data = msg.data
@@ -217,8 +221,10 @@ class FakeHardwareNode(Node):
                 self.hw.command(self._base, self._hw_time())
 
     def _trajectory(self, msg: JointTrajectory) -> LinearTrajectory | None:
+        check_stamp(msg.header.stamp, "header stamp")
         if not msg.points:
             return None  # stop: hold the current command (joint names not needed)
+        check_names(msg.joint_names)  # (before listing unknown ones: at most MAX_JOINTS)
         names = list(msg.joint_names)
         unknown = [j for j in names if j not in self._ctrl_set]
         missing = [j for j in self.controller_joints if j not in names]
@@ -232,12 +238,19 @@ class FakeHardwareNode(Node):
         for k, pt in enumerate(msg.points):
             if len(pt.positions) != n:
                 raise ValueError(f"point {k} has {len(pt.positions)} positions for {n} joints")
+            if len(pt.velocities) not in (0, n):  # (ignored, but checked as the real controller does)
+                raise ValueError(f"point {k} has {len(pt.velocities)} velocities for {n} joints")
+            if not np.isfinite(pt.velocities).all():
+                raise ValueError(f"point {k} has NaN or Inf velocities")
+            check_duration(pt.time_from_start, f"point {k} time_from_start")
             times[k] = pt.time_from_start.sec + pt.time_from_start.nanosec * 1e-9
         if times[0] < 0 or np.any(np.diff(times) <= 0):
             raise ValueError("time_from_start must be >= 0 and strictly increasing")
         P = np.array([pt.positions for pt in msg.points], dtype=float).reshape(K, n)
         if not np.isfinite(P).all():
             raise ValueError("positions have NaN or Inf")
+        if np.abs(P).max() > MAX_JOINT_VALUE:
+            raise ValueError(f"a position beyond {MAX_JOINT_VALUE:g}")
         start = stamp_to_sec(msg.header.stamp)
         if start == 0.0:
             start = self._ros_time()
@@ -278,7 +291,7 @@ class FakeHardwareNode(Node):
         q, v, e = s.position[self._pub_idx], s.velocity[self._pub_idx], s.effort[self._pub_idx]
         if not (np.isfinite(q).all() and np.isfinite(v).all() and np.isfinite(e).all()):
             self.nonfinite_skipped += 1
-            self.get_logger().error("non-finite joint state not published", throttle_duration_sec=1.0)
+            self._log("2", "non-finite joint state not published")
             return
         js = self._js
         sec_to_stamp(max(0.0, ros_now + (s.stamp - now)), js.header.stamp)

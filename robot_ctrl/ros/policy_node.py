@@ -10,6 +10,9 @@ Publishes   <trajectory_topic>           trajectory_msgs/MultiDOFJointTrajectory
                                          policy period, stamped with the observation's time
             /policy/ready_until          std_msgs/Float64: the sim time the published chunks cover
                                          (the simulator's lockstep gate waits on it)
+            /policy/alive                std_msgs/Bool (1 Hz: active or not), DDS liveliness
+                                         AUTOMATIC with a 20 ms lease: the safety filter and the
+                                         controller notice this process dying within the lease
             /diagnostics                 diagnostic_msgs/DiagnosticArray (1 Hz)
             /teleop/intervening          std_msgs/Bool: per chunk, whether the operator commanded it
                                          (prompt modes shared and teleop; recorded as the dataset's
@@ -45,6 +48,16 @@ The observation is `robot_ctrl.tasks.base.build_observation` on the newest joint
 poses and goal: the same function the environment uses. An observation that is incomplete
 (no goal or pose yet) waits; one with NaN/Inf is rejected and counted, and the node holds: it
 publishes no chunk (the controller keeps the last good one) and never a non-finite chunk.
+
+Inputs are checked on arrival and counted on /diagnostics, one counter per message: joint
+states `states` / `rejected_states` (robot_ctrl.ros.validation: sizes, names, NaN/Inf, values
+beyond 1e4, the stamp); goals `goals` / `rejected_goals` (wrong length: ignored; NaN/Inf:
+counted, and the node holds until a good goal) / `ignored_goals` (the operator's goal wins, or
+teleop); object poses `poses` / `rejected_poses` (frame "world" or empty, the stamp, NaN/Inf,
+a quaternion not unit within 1e-3, farther than 1 km: the node holds until a good pose);
+prompts `prompts_<twist|pose|joy|joints>` / `rejected_prompts_<...>` (see teleop_msgs). A
+chunk that would hold NaN/Inf is not published (`nonfinite_chunks`). Rejections are logged
+once per second and kind.
 """
 from __future__ import annotations
 
@@ -60,6 +73,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint, MultiDOFJ
 
 from robot_ctrl.ros.common import (
     GOAL_QOS,
+    LIVELINESS_QOS,
     STATE_QOS,
     TRAJECTORY_QOS,
     JointOrder,
@@ -73,6 +87,7 @@ from robot_ctrl.ros.common import (
     stamp_to_sec,
 )
 from robot_ctrl.ros.lifecycle import ManagedNode
+from robot_ctrl.ros.validation import LogThrottle, check_joint_state, check_joint_values, check_stamp
 
 PARAMS = {
     "checkpoint": Param("", "Policy checkpoint (.safetensors) from `robot-ctrl train`; empty: the committed "
@@ -101,13 +116,35 @@ PARAMS = {
 }
 
 
+OBJECT_FRAMES = ("", "world")
+MAX_POSITION_M = 1e3  # an object pose farther than this from the origin is no measurement  # object poses are world-frame (the simulator says "world")
+_NO_POSE = (np.full(3, np.nan), np.full((3, 3), np.nan))  # after a bad pose: the observation check holds
+
+
 def _pose(msg: PoseStamped):
+    """(position, rotation) of a world-frame pose; ValueError naming what is wrong."""
+    if msg.header.frame_id not in OBJECT_FRAMES:
+        raise ValueError(f"frame_id '{msg.header.frame_id[:40]}' (expected 'world' or empty)")
+    check_stamp(msg.header.stamp)
     p, o = msg.pose.position, msg.pose.orientation
     pos = np.array([p.x, p.y, p.z])
-    try:
-        return pos, rotation_from_quaternion(o.x, o.y, o.z, o.w)
-    except ValueError:
-        return pos, np.full((3, 3), np.nan)  # not a rotation: the observation check rejects it
+    if not (np.all(np.isfinite(pos)) and np.abs(pos).max() <= MAX_POSITION_M):
+        raise ValueError(f"position must be finite and within {MAX_POSITION_M:g} m of the origin")
+    return pos, rotation_from_quaternion(o.x, o.y, o.z, o.w)
+
+
+def _finite_chunk(msg) -> bool:
+    """Whether every number of an outgoing JointTrajectory / MultiDOFJointTrajectory is finite."""
+    for pt in msg.points:
+        if isinstance(pt, JointTrajectoryPoint):
+            if not (np.all(np.isfinite(pt.positions)) and np.all(np.isfinite(pt.velocities))):
+                return False
+        else:
+            for tr in pt.transforms:
+                t, r = tr.translation, tr.rotation
+                if not np.all(np.isfinite((t.x, t.y, t.z, r.x, r.y, r.z, r.w))):
+                    return False
+    return True
 
 
 class PolicyNode(ManagedNode):
@@ -115,6 +152,7 @@ class PolicyNode(ManagedNode):
         super().__init__("policy", PARAMS, **kwargs)
 
     def configure(self) -> None:
+        self._log = LogThrottle(self.get_logger())  # rejections: once per second per kind
         import json
 
         import torch
@@ -180,7 +218,7 @@ class PolicyNode(ManagedNode):
         self.shared = SharedAutonomy(SharedConfig(
             rule=p["shared_rule"], alpha=p["blend_alpha"], alpha_mode=p["alpha_mode"], deadband=p["deadband"],
             horizon=horizon, dt=step_dt, max_speed=p["max_speed"]))
-        self.prompts = PromptAssembler(timeout=p["prompt_timeout"])
+        self.prompts = PromptAssembler(timeout=p["prompt_timeout"], log=self._log)
         self.t_teleop = -np.inf
         self._acting = False
         self.gripper = 1.0
@@ -191,9 +229,10 @@ class PolicyNode(ManagedNode):
         self.goal_planned: np.ndarray | None = None  # the goal the last chunk was predicted for
         self.t_next = -np.inf
         self.t_last = -np.inf
-        self.counts = {"chunks": 0, "rejected_observations": 0, "rejected_states": 0, "waiting": 0,
+        self.counts = {"chunks": 0, "rejected_observations": 0, "states": 0, "rejected_states": 0, "waiting": 0,
                        "policy_errors": 0, "time_resets": 0, "operator_chunks": 0, "estop_holds": 0,
-                       "goal_replans": 0}
+                       "goal_replans": 0, "goals": 0, "rejected_goals": 0, "ignored_goals": 0, "poses": 0,
+                       "rejected_poses": 0, "nonfinite_chunks": 0}
         self.latency_ms: list[float] = []
 
         topic = p["trajectory_topic"] or ("/controller/cartesian_trajectory" if self.cartesian
@@ -226,6 +265,10 @@ class PolicyNode(ManagedNode):
             self.intervening_pub = m(self.create_publisher(Bool, "/teleop/intervening", STATE_QOS))
         m(self.create_subscription(JointState, "/joint_states", self._on_state, STATE_QOS))
         m(self.create_service(Trigger, "~/reset", self._on_reset))
+        # liveliness (the safety filter brakes when this process dies); the 1 Hz message only
+        # says which lifecycle state the node is in
+        self.alive_pub = m(self.create_publisher(Bool, "/policy/alive", LIVELINESS_QOS))
+        m(self.create_timer(1.0, lambda: self.alive_pub.publish(Bool(data=self.active))))
         m(self.create_timer(1.0, self._publish_diagnostics))
         if self.policy is None:
             self.get_logger().info(f"teleop (no policy): operator chunks every {self.period:.2f} s on {topic}")
@@ -236,10 +279,19 @@ class PolicyNode(ManagedNode):
 
     # -- inputs --------------------------------------------------------------------------
     def _on_pose(self, body: str, msg: PoseStamped) -> None:
-        self.poses[body] = _pose(msg)
+        try:
+            self.poses[body] = _pose(msg)
+        except ValueError as exc:
+            # where the object is, is unknown now: hold (no chunk) until a good pose comes
+            self.poses[body] = _NO_POSE
+            self.counts["rejected_poses"] += 1
+            self._log("1", f"rejected pose of '{body}', holding: {exc}")
+            return
+        self.counts["poses"] += 1
 
     def _on_prompt_pose(self, msg: PoseStamped) -> None:
-        self.prompts.on_pose(msg, time.monotonic())
+        if not self.prompts.on_pose(msg, time.monotonic()):
+            return  # rejected (counted by the assembler)
         if self.mode != "goal" or self.policy is None:
             return
         p = msg.pose.position
@@ -255,13 +307,22 @@ class PolicyNode(ManagedNode):
 
     def _on_goal(self, msg: Float64MultiArray) -> None:
         if self.goal_from_operator or self.policy is None:
+            self.counts["ignored_goals"] += 1
             return  # prompt_mode goal: the operator's goal wins once given; teleop: no goal
-        g = np.asarray(msg.data, dtype=float)
-        if g.shape != (self.task_cls.goal_size,):
+        if len(msg.data) != self.task_cls.goal_size:  # the length first: a huge array is never converted
             self.counts["rejected_observations"] += 1
-            self.get_logger().error(f"goal must have {self.task_cls.goal_size} values, got {g.shape[0]}",
-                                    throttle_duration_sec=1.0)
+            self.counts["rejected_goals"] += 1
+            self._log("2", f"goal must have {self.task_cls.goal_size} values, got {len(msg.data)}")
             return
+        g = np.asarray(msg.data, dtype=float)
+        if not np.all(np.isfinite(g)):
+            # counted here; and the goal is unusable now: every observation is refused (holding,
+            # no chunk) until a good goal arrives (no new episode: nothing is restarted)
+            self.counts["rejected_goals"] += 1
+            self._log("3", "goal has NaN/Inf: holding until a good goal")
+            self.goal = g
+            return
+        self.counts["goals"] += 1
         self.goal = g
         self._restart()
 
@@ -281,11 +342,14 @@ class PolicyNode(ManagedNode):
 
     def _on_state(self, msg: JointState) -> None:
         try:
+            check_joint_state(msg)
             q, v = self.order.state(msg)
+            check_joint_values(q, v)
         except JointStateError as exc:
             self.counts["rejected_states"] += 1
-            self.get_logger().error(f"rejected joint state: {exc}", throttle_duration_sec=1.0)
+            self._log("4", f"rejected joint state: {exc}")
             return
+        self.counts["states"] += 1
         t = stamp_to_sec(msg.header.stamp)
         self.q_now, self.v_now = q, v
         if t < self.t_last:  # the clock went back (simulator reset): a new episode
@@ -312,7 +376,7 @@ class PolicyNode(ManagedNode):
         obs = build_observation(self.ik, q, v, [self.poses[b] for b in self.objects], self.goal)
         if not np.all(np.isfinite(obs)):
             self.counts["rejected_observations"] += 1
-            self.get_logger().error("observation has NaN/Inf: holding (no new chunk)", throttle_duration_sec=1.0)
+            self._log("5", "observation has NaN/Inf: holding (no new chunk)")
             return
         kwargs = {}
         if self.mode == "guidance":
@@ -330,11 +394,12 @@ class PolicyNode(ManagedNode):
             chunk = self.policy.act(obs, **kwargs)
         except (ValueError, FloatingPointError) as exc:
             self.counts["policy_errors"] += 1
-            self.get_logger().error(f"policy failed, holding: {exc}", throttle_duration_sec=1.0)
+            self._log("6", f"policy failed, holding: {exc}")
             return
         self.latency_ms.append(1e3 * (time.perf_counter() - t0))
+        if not self._publish_chunk(self.chunk_pub, self._chunk_msg(msg.header.stamp, chunk.actions)):
+            return
         self.goal_planned = self.goal.copy()
-        self.chunk_pub.publish(self._chunk_msg(msg.header.stamp, chunk.actions))
         self.gripper = float(chunk.actions[0, -1]) if self.cartesian else self.gripper
         if self.mode in ("shared", "guidance"):
             self.intervening_pub.publish(Bool(data=bool(kwargs)))
@@ -375,9 +440,8 @@ class PolicyNode(ManagedNode):
             except (ValueError, FloatingPointError):
                 policy_chunk = None
         chunk, acted = self.shared.step(p_hand, R_hand, prompt, policy_chunk, gripper=self.gripper)
-        if chunk is None:
+        if chunk is None or not self._publish_chunk(self.chunk_pub, self._chunk_msg(stamp, chunk)):
             return True
-        self.chunk_pub.publish(self._chunk_msg(stamp, chunk))
         self.intervening_pub.publish(Bool(data=bool(acted)))
         self.gripper = float(chunk[0, 9])
         self.counts["operator_chunks" if acted else "chunks"] += 1
@@ -401,7 +465,8 @@ class PolicyNode(ManagedNode):
         sec_to_stamp(float(self.params["teleop_period"]), pt.time_from_start)
         msg.points.append(pt)
         msg.header.stamp = stamp
-        self.joint_pub.publish(msg)
+        if not self._publish_chunk(self.joint_pub, msg):
+            return True
         self.intervening_pub.publish(Bool(data=True))
         self.counts["operator_chunks"] += 1
         if self.policy is not None:
@@ -410,6 +475,15 @@ class PolicyNode(ManagedNode):
         return True
 
     # -- output --------------------------------------------------------------------------
+    def _publish_chunk(self, pub, msg) -> bool:
+        """Publish a chunk unless it holds NaN/Inf (then count it and hold: nothing is sent)."""
+        if not _finite_chunk(msg):
+            self.counts["nonfinite_chunks"] += 1
+            self._log("7", "chunk with NaN/Inf not published: holding")
+            return False
+        pub.publish(msg)
+        return True
+
     def _chunk_msg(self, stamp, actions: np.ndarray):
         from robot_ctrl.control.cartesian import matrix_from_rot6d
 
@@ -446,7 +520,8 @@ class PolicyNode(ManagedNode):
         level = DiagnosticStatus.WARN if bad else DiagnosticStatus.OK
         publish_status(self, self.diag_pub, "robot_ctrl/policy", self.policy.kind if self.policy else "teleop", level,
                        "holding after bad input" if bad else "running",
-                       {**self.counts, **self.lifecycle_values(), "task": self.task, "prompt_mode": self.mode,
+                       {**self.counts, **self.prompts.counts(), **self.lifecycle_values(), "task": self.task,
+                        "prompt_mode": self.mode,
                         "interventions": self.shared.interventions, "chunk_ms_p50": f"{np.percentile(lat, 50):.2f}",
                         "chunk_ms_p99": f"{np.percentile(lat, 99):.2f}"})
 

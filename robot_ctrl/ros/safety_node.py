@@ -26,20 +26,34 @@ or the state or the command is older than `watchdog_periods` control periods, it
 filter's braking command (decelerate at the limits to rest, then hold) instead. Bad input
 (wrong length, NaN/Inf, unknown or missing joints, stamps that go backwards or are stale) is
 rejected and counted; nothing non-finite is ever published.
+
+Counters on /diagnostics, one per message: joint states `states` (accepted) or
+`rejected_states` (sizes, at most 1024 names, empty or repeated names, NaN/Inf, values beyond
+1e4, a stamp that is no ROS time, older than the last or stale); nominal commands `commands`
+(filtered and forwarded), `held_commands` (not forwarded: no state yet, e-stop, stale state,
+inactive) or `rejected_commands` (wrong length, checked before converting; NaN/Inf; refused by
+the filter); obstacle poses `poses` or `rejected_poses` (frame, stamp, a quaternion that is
+not unit within 1e-3, a position not finite or farther than 1 km). Rejections are logged once
+per second and kind.
 """
 from __future__ import annotations
+
+import time
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray
+from rclpy.event_handler import SubscriptionEventCallbacks
 from std_srvs.srv import Trigger
 
+from robot_ctrl.control.stamps import StampError, StampGuard
 from robot_ctrl.hardware.bridge import HardwareInterface
 from robot_ctrl.model import RobotModel
 from robot_ctrl.ros.common import (
     COMMAND_QOS,
+    LIVELINESS_QOS,
     STATE_QOS,
     JointOrder,
     JointStateError,
@@ -50,6 +64,7 @@ from robot_ctrl.ros.common import (
 )
 from robot_ctrl.ros.hardware_output import HardwareOutput
 from robot_ctrl.ros.lifecycle import ManagedNode
+from robot_ctrl.ros.validation import LogThrottle, check_joint_state, check_joint_values, check_stamp
 from robot_ctrl.safety.config import build_filter, load_safety_config
 from robot_ctrl.safety.constraints import CollisionDistance, SpeedSeparation
 
@@ -66,12 +81,25 @@ PARAMS = {
     "trajectory_lead_s": Param(0.01, "Joint trajectory controller: the streamed point's time_from_start (s).",
                                positive=True),
     "control_period_s": Param(0.002, "Control period (s): the filter's dt and the watchdog's tick.", positive=True),
-    "watchdog_periods": Param(5, "Brake when the state or the command is older than this many periods.",
-                              positive=True),
+    "watchdog_periods": Param(5, "Brake when the command is older than this many periods.", positive=True),
+    "state_timeout_periods": Param(2, "Brake when the joint state is older than this many periods.", positive=True),
+    "stamp_tolerance_s": Param(0.05, "A state's stamp may run ahead of its arrival by this much; more is a jump "
+                                     "(robot_ctrl.control.stamps).", positive=True),
+    "policy_liveliness": Param(True, "Brake and hold when a policy node seen on /policy/alive dies (DDS "
+                                     "liveliness, 20 ms lease)."),
     "stale_state_s": Param(0.1, "Reject joint states whose stamp is older than this (s) vs. the node clock.",
                            positive=True),
     "diagnostics_rate_hz": Param(10.0, "Rate of /diagnostics.", positive=True),
 }
+
+QUAT_TOL = 1e-3  # |‖q‖ − 1| up to this is renormalized (as everywhere in the stack); beyond it: rejected
+MAX_POSITION_M = 1e3  # a world pose farther than this from the origin is no measurement
+
+# The safety filter composed in one process with the rest of the graph (robot-ctrl teleop,
+# record, episodes, the benchmarks): one executor serves every node, so states are handled in
+# bursts (a 2-period state timeout would trip on every policy inference) and the policy cannot
+# die alone (its liveliness says nothing). Standalone (ros2 run / launch) the defaults hold.
+COMPOSED_OVERRIDES = {"state_timeout_periods": 5, "policy_liveliness": False}
 
 STATUS_CODE = {"ok": 0.0, "relaxed": 1.0, "brake": 2.0, "rejected": 3.0, "stop": 4.0}
 
@@ -86,6 +114,7 @@ class SafetyNode(ManagedNode):
                                        "order. Robot joints not listed are not driven.")}
 
     def configure(self) -> None:
+        self._log = LogThrottle(self.get_logger())  # rejections: once per second per kind
         p = self.params
         self.robot = robot = RobotModel.load(p["robot"])
         cfg = load_safety_config(p["config"] or robot.name)
@@ -94,6 +123,9 @@ class SafetyNode(ManagedNode):
         self.order = JointOrder(robot.joint_names)
         self.n = robot.n
         self.watchdog_s = p["watchdog_periods"] * self.dt
+        self.state_timeout_s = p["state_timeout_periods"] * self.dt
+        self.stamps = StampGuard(tolerance=p["stamp_tolerance_s"])
+        self.policy_seen = self.policy_lost = False
         # state
         self.q = self.v = None
         self.t_state = None  # stamp of the latest accepted state (node clock domain)
@@ -103,9 +135,11 @@ class SafetyNode(ManagedNode):
         self.stop_since = None  # node clock time of the latest stop
         self.last_cmd = None  # the last published command (finite)
         # counters
-        self.counts = {k: 0 for k in ("commands", "rejected_commands", "rejected_states", "rejected_poses",
-                                      "watchdog_brakes", "estops", "resets", "refused_resets",
-                                      "relaxed", "brakes", "nonfinite_replaced", "held_commands", "inactive_brakes")}
+        self.counts = {k: 0 for k in ("commands", "rejected_commands", "states", "rejected_states", "poses",
+                                      "rejected_poses", "watchdog_brakes", "estops", "resets", "refused_resets",
+                                      "relaxed", "brakes", "nonfinite_replaced", "held_commands", "inactive_brakes",
+                                      "policy_losses", "policy_brakes", "stamp_jumps", "stamp_resets",
+                                      "duplicate_states")}
         self._window = []  # (solve_us, intervention, h_min, binding) since the last diagnostics
         self._watchdog_active = False
 
@@ -120,6 +154,9 @@ class SafetyNode(ManagedNode):
         m(self.create_subscription(JointState, "/joint_states", self._on_state, STATE_QOS))
         m(self.create_subscription(Float64MultiArray, "~/nominal", self._on_nominal, COMMAND_QOS))
         m(self.create_subscription(Bool, "/estop", self._on_estop, 10))
+        if p["policy_liveliness"]:
+            m(self.create_subscription(Bool, "/policy/alive", lambda msg: None, LIVELINESS_QOS,
+                                       event_callbacks=SubscriptionEventCallbacks(liveliness=self._on_policy_liveliness)))
         m(self.create_service(Trigger, "~/reset", self._on_reset))
         self.movable = {}
         for c in self.filter.constraints:
@@ -154,42 +191,64 @@ class SafetyNode(ManagedNode):
     # -- inputs ----------------------------------------------------------------------------
     def _on_state(self, msg: JointState) -> None:
         try:
+            check_joint_state(msg)
             q, v = self.order.state(msg)
+            check_joint_values(q, v)
             t = stamp_to_sec(msg.header.stamp)
             now = self._now()
-            if self.t_state is not None and t < self.t_state:
-                if t < 1e-9 or now < self.t_state:  # the clock itself went back (sim reset)
-                    self.filter.reset()
-                else:
-                    raise JointStateError(f"stamp {t:.6f} s is older than the last state ({self.t_state:.6f} s)")
+            try:  # out of order, or a jump: refused; a confirmed new timeline: start over
+                verdict = self.stamps.check(t, time.monotonic())
+            except StampError as exc:
+                self.counts["stamp_jumps"] += "ahead" in str(exc)
+                raise JointStateError(str(exc)) from None
+            if verdict == "reset":  # the clock itself changed (simulator reset, a confirmed jump)
+                self.counts["stamp_resets"] += 1
+                self.filter.reset()
+            self.counts["duplicate_states"] += verdict == "duplicate"
             # stamps are comparable with the node clock only in the same time domain (sim time
             # with use_sim_time, wall time on hardware); otherwise the ordering check above holds
             if t > 0 and abs(now - t) < 1e6 and now - t > self.params["stale_state_s"]:
                 raise JointStateError(f"stale stamp: {now - t:.3f} s old")
         except JointStateError as exc:
             self.counts["rejected_states"] += 1
-            self.get_logger().error(f"rejected joint state: {exc}", throttle_duration_sec=1.0)
+            self._log("1", f"rejected joint state: {exc}")
             return
+        self.counts["states"] += 1
         self.q, self.v, self.t_state, self.t_state_rx = q, v, t, self._now()
         self.note_state()
 
     def _on_nominal(self, msg: Float64MultiArray) -> None:
+        """Every message is counted once: rejected_commands (wrong length, NaN/Inf, or refused
+        by the filter), held_commands (not forwarded: no state yet, e-stop, stale state,
+        inactive) or commands (filtered and forwarded)."""
         self.t_cmd_rx = self._now()
+        forwarding = (self.q is not None and not self.estop and not self._stale() and self.active
+                      and not self.policy_lost)
+        # the length first: a huge array is never converted
+        size = len(msg.data)
+        u_nom = np.asarray(msg.data, dtype=float) if size == self.n else np.full(self.n + 1, np.nan)
+        if size != self.n or not np.isfinite(u_nom).all():
+            self.counts["rejected_commands"] += 1
+            self._log("2", f"rejected command ({size} values for {self.n} joints, or non-finite)"
+                      + ("; braking" if forwarding else ""))
+            if forwarding:  # the filter refuses it too and brakes from the last safe command
+                out = self.filter.step(self.q, self.v, u_nom)
+                self._window.append((out.solve_us, out.intervention, out.h_min, out))
+                self._publish(out.u, out.h_min, out.intervention, out.solve_us, out.status)
+            return
         if self.q is None:  # (start-up: the controller saw a state first) not bad input, held
             self.counts["held_commands"] += 1
-            self.get_logger().warn("command before any joint state: not forwarded", throttle_duration_sec=1.0)
+            self._log("3", "command before any joint state: not forwarded", "warning")
             return
-        if self.estop or self._stale() or not self.active:
-            self.counts["held_commands"] += not self.active and not self.estop
+        if not forwarding:
+            self.counts["held_commands"] += 1
             return  # the watchdog publishes the braking command
-        u_nom = np.asarray(msg.data, dtype=float)
-        # wrong length or NaN/Inf: the filter rejects it and brakes from the last safe command
         out = self.filter.step(self.q, self.v, u_nom)
-        if out.status == "rejected":
+        if out.status == "rejected":  # e.g. a sum that overflows: braking
             self.counts["rejected_commands"] += 1
-            self.get_logger().error(f"rejected command ({u_nom.size} values for {self.n} joints, or "
-                                    "non-finite); braking", throttle_duration_sec=1.0)
-        self.counts["commands"] += 1
+            self._log("4", "rejected command (refused by the filter); braking")
+        else:
+            self.counts["commands"] += 1
         self.counts["relaxed"] += out.status == "relaxed"
         self.counts["brakes"] += out.status == "brake"
         self._window.append((out.solve_us, out.intervention, out.h_min, out))
@@ -200,7 +259,7 @@ class SafetyNode(ManagedNode):
             self.estop = True
             self.stop_since = self._now()
             self.counts["estops"] += 1
-            self.get_logger().warn("e-stop: braking to a stop and holding until ~/reset")
+            self.get_logger().warning("e-stop: braking to a stop and holding until ~/reset")
             self._brake("stop")
 
     def _on_reset(self, request, response):
@@ -225,38 +284,63 @@ class SafetyNode(ManagedNode):
     def _on_pose(self, name: str, msg: PoseStamped) -> None:
         try:
             if msg.header.frame_id not in ("", "world"):
-                raise ValueError(f"frame_id '{msg.header.frame_id}' (expected 'world')")
+                raise ValueError(f"frame_id '{msg.header.frame_id[:40]}' (expected 'world')")
+            check_stamp(msg.header.stamp)
             p, o = msg.pose.position, msg.pose.orientation
             quat = np.array([o.x, o.y, o.z, o.w])
-            if not np.isfinite(quat).all() or np.linalg.norm(quat) < 1e-6:
-                raise ValueError("orientation must be a finite, non-zero quaternion")
+            if not np.isfinite(quat).all() or abs(np.linalg.norm(quat) - 1.0) > QUAT_TOL:
+                raise ValueError(f"orientation must be a finite unit quaternion (norm within {QUAT_TOL} of 1)")
+            pos = np.array([p.x, p.y, p.z])
+            if not (np.isfinite(pos).all() and np.abs(pos).max() <= MAX_POSITION_M):
+                raise ValueError(f"position must be finite and within {MAX_POSITION_M:g} m of the origin")
             target = self.ssm.set if name == "human" else self.movable[name]
-            target.set_world_pose(name, [p.x, p.y, p.z], quat)
+            target.set_world_pose(name, pos, quat)
         except (ValueError, KeyError) as exc:
             self.counts["rejected_poses"] += 1
-            self.get_logger().error(f"rejected pose of '{name}': {exc}", throttle_duration_sec=1.0)
+            self._log("6", f"rejected pose of '{name}': {exc}")
+            return
+        self.counts["poses"] += 1
 
     # -- watchdog and braking --------------------------------------------------------------
     def _stale(self) -> bool:
         now = self._now()
-        return self.t_state_rx is None or now - self.t_state_rx > self.watchdog_s
+        return self.t_state_rx is None or now - self.t_state_rx > self.state_timeout_s
+
+    def _on_policy_liveliness(self, event) -> None:
+        """DDS liveliness of /policy/alive: a policy seen alive that is no longer (its process
+        died, or it was shut down) makes the filter brake at once and hold until one is back."""
+        if event.alive_count > 0:
+            if self.policy_lost:
+                self._log("7", "policy alive again: filtering commands", "warning")
+            self.policy_seen, self.policy_lost = True, False
+        elif self.policy_seen and not self.policy_lost:
+            self.policy_lost = True
+            self.counts["policy_losses"] += 1
+            self._log("6", "policy lost (no liveliness within the 20 ms lease): braking and holding", "warning")
+            if self.active and not self.estop:
+                self.counts["policy_brakes"] += 1
+                self._brake("brake")
 
     def _watchdog(self) -> None:
         if self.q is None:
             return
         now = self._now()
-        state_old = now - self.t_state_rx > self.watchdog_s
+        state_old = now - self.t_state_rx > self.state_timeout_s
         cmd_old = self.t_cmd_rx is None or now - self.t_cmd_rx > self.watchdog_s
         if self.estop:
             self._brake("stop")
         elif not self.active:  # configured, not active (before activation, after deactivate): hold
             self.counts["inactive_brakes"] += 1
             self._brake("stop")
+        elif self.policy_lost:
+            self.counts["policy_brakes"] += 1
+            self._brake("brake")
         elif state_old or (cmd_old and self.t_cmd_rx is not None):
             if not self._watchdog_active:
                 self.counts["watchdog_brakes"] += 1
-                self.get_logger().warn(f"watchdog: {'state' if state_old else 'command'} older than "
-                                       f"{self.watchdog_s * 1e3:.0f} ms; braking", throttle_duration_sec=1.0)
+                limit = self.state_timeout_s if state_old else self.watchdog_s
+                self._log("5", f"watchdog: {'state' if state_old else 'command'} older than "
+                               f"{limit * 1e3:.0f} ms; braking", "warning")
             self._watchdog_active = True
             self._brake("brake")
         else:

@@ -21,6 +21,10 @@ timing_mode:
   node has published the chunk for that time (then the episode matches the Gymnasium one).
 - realtime: a thread steps one control period per tick of the wall clock and applies the
   latest command (zero-order hold); a tick with no new command counts as missed.
+
+A command of the wrong length (checked before converting) or with NaN/Inf is rejected
+(`rejected_commands` on /diagnostics), so is a NaN/Inf /policy/ready_until
+(`rejected_ready_until`; accepted: `ready_until_messages`); logged once per second.
 """
 from __future__ import annotations
 
@@ -40,6 +44,7 @@ from std_srvs.srv import Trigger
 from robot_ctrl.model import RobotModel
 from robot_ctrl.ros.common import (CLOCK_QOS, COMMAND_QOS, GOAL_QOS, STATE_QOS, Param, declare_parameters,
                                    quaternion_from_rotation, sec_to_stamp)
+from robot_ctrl.ros.validation import LogThrottle
 from robot_ctrl.sim import COMMAND_MODES, CommandError, Simulator
 from robot_ctrl.sim.pacing import LoopStats, Pacer
 
@@ -74,6 +79,7 @@ def _pose_msg(msg: PoseStamped, p, R) -> None:
 class SimNode(Node):
     def __init__(self, **kwargs):
         super().__init__("sim", **kwargs)
+        self._log = LogThrottle(self.get_logger())  # rejections: once per second per kind
         p = declare_parameters(self, PARAMS)
         self.params = p
         robot = RobotModel.load(p["robot"])
@@ -104,6 +110,8 @@ class SimNode(Node):
         self.create_service(Trigger, "~/reset", self._on_reset)
         self._ready_until = -np.inf
         self.gated = 0
+        self.ready_msgs = 0  # accepted /policy/ready_until messages
+        self.rejected_ready = 0
         self.frozen = False  # freeze(): lockstep stepping stops until the next reset
         if self.lockstep and p["lockstep_gate"]:
             self.create_subscription(Float64, "/policy/ready_until", self._on_ready, STATE_QOS)
@@ -179,10 +187,13 @@ class SimNode(Node):
     # -- commands ------------------------------------------------------------------------
     def _on_command(self, msg: Float64MultiArray) -> None:
         try:
+            if len(msg.data) != self.sim.n:  # the length first: a huge array is never converted
+                raise CommandError(f"{self.sim.command_mode} command: expected {self.sim.n} values, "
+                                   f"got {len(msg.data)}")
             u = self.sim.check(msg.data, f"{self.sim.command_mode} command")
         except CommandError as exc:
             self.sim.rejected += 1
-            self.get_logger().error(f"rejected command: {exc}", throttle_duration_sec=1.0)
+            self._log("1", f"rejected command: {exc}")
             return
         self.stats.mark_command()
         self._last_cmd_wall = time.perf_counter()
@@ -205,7 +216,10 @@ class SimNode(Node):
     def _on_ready(self, msg: Float64) -> None:
         with self.lock:
             if not np.isfinite(msg.data):
+                self.rejected_ready += 1
+                self._log("2", f"rejected /policy/ready_until: {msg.data}")
                 return
+            self.ready_msgs += 1
             self._ready_until = float(msg.data)
             if self._pending is not None and not self.frozen and self.sim.time + 0.5 * self.sim.control_dt <= self._ready_until:
                 self.sim.data.ctrl[:] = self._pending
@@ -273,6 +287,8 @@ class SimNode(Node):
             "rejected_commands": str(self.sim.rejected),
             "missed_periods": str(self.stats.missed),
             "gated_commands": str(self.gated),
+            "ready_until_messages": str(self.ready_msgs),
+            "rejected_ready_until": str(self.rejected_ready),
         }
         st.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         arr = DiagnosticArray(status=[st])

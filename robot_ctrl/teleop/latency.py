@@ -519,7 +519,7 @@ def prompt_to_command(teleop_period: float = 0.1, trials: int = 30, rate_hz: flo
     from robot_ctrl.ros.controller_node import ControllerNode
     from robot_ctrl.ros.policy_node import PolicyNode
     from robot_ctrl.ros.runner import create_nodes
-    from robot_ctrl.ros.safety_node import SafetyNode
+    from robot_ctrl.ros.safety_node import COMPOSED_OVERRIDES, SafetyNode
     from robot_ctrl.ros.sim_node import SimNode
     from robot_ctrl.ros.teleop_msgs import COMMAND_STREAM_QOS, TOPICS
     from robot_ctrl.ros.teleop_node import TeleopNode
@@ -550,10 +550,10 @@ def prompt_to_command(teleop_period: float = 0.1, trials: int = 30, rate_hz: flo
         sim = create_nodes([SimNode], parameter_overrides=params(
             timing_mode="realtime", command_mode="effort", controller_name=controller_name("effort"), **sim_kw))[0]
         nodes.append(sim)
-        nodes += create_nodes([ControllerNode], parameter_overrides=params(command_mode="effort"),
+        nodes += create_nodes([ControllerNode], parameter_overrides=params(command_mode="effort", policy_liveliness=False),
                               cli_args=["--ros-args", "-r", f"{cmd_topic}:={NOMINAL_TOPIC}"])
         nodes += create_nodes([SafetyNode], parameter_overrides=params(
-            config=TASK_SAFETY, command_mode="effort", use_sim_time=True))
+            config=TASK_SAFETY, command_mode="effort", use_sim_time=True, **COMPOSED_OVERRIDES))
         nodes += create_nodes([PolicyNode], parameter_overrides=params(
             prompt_mode="teleop", teleop_period=float(teleop_period)))
         nodes.append(TeleopNode(device=dev, parameter_overrides=params(device=dev.name, rate_hz=float(rate_hz))))

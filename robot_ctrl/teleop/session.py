@@ -40,7 +40,7 @@ def run_session(device: str, device_args: dict | None = None, task: str = "reach
     from robot_ctrl.ros.env import use_loopback
     from robot_ctrl.ros.policy_node import PolicyNode
     from robot_ctrl.ros.runner import create_nodes, spin
-    from robot_ctrl.ros.safety_node import SafetyNode
+    from robot_ctrl.ros.safety_node import COMPOSED_OVERRIDES, SafetyNode
     from robot_ctrl.ros.sim_node import SimNode
     from robot_ctrl.ros.teleop_node import TeleopNode
     from robot_ctrl.stack import NOMINAL_TOPIC, controller_name, ros_args
@@ -59,10 +59,10 @@ def run_session(device: str, device_args: dict | None = None, task: str = "reach
         sim = create_nodes([SimNode], parameter_overrides=params(
             task=task, task_seed=int(seed), timing_mode="realtime", command_mode="effort",
             controller_name=controller_name("effort")))[0]
-        ctrl = create_nodes([ControllerNode], parameter_overrides=params(command_mode="effort"),
+        ctrl = create_nodes([ControllerNode], parameter_overrides=params(command_mode="effort", policy_liveliness=False),
                             cli_args=["--ros-args", "-r", f"{ctrl_topic}:={NOMINAL_TOPIC}"])[0]
         safety = create_nodes([SafetyNode], parameter_overrides=params(
-            config=TASK_SAFETY, command_mode="effort", use_sim_time=True))[0]
+            config=TASK_SAFETY, command_mode="effort", use_sim_time=True, **COMPOSED_OVERRIDES))[0]
         pol_kw = {"prompt_mode": prompt_mode, **(policy_params or {})}
         if checkpoint:
             pol_kw["checkpoint"] = str(checkpoint)

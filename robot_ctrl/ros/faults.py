@@ -1,0 +1,406 @@
+"""Fault injection against the running stack (issue 6): `robot-ctrl bench faults` and
+tests/test_faults.py run the same scenarios; the bench reports the figures, the tests check
+the required responses.
+
+Each scenario starts the graph as processes, as `ros2 launch` would (robot_ctrl node
+executables with the config/*.yaml params files): a backend (`sim`: the MuJoCo simulator in
+real time, or `fake`: the fake ros2_control hardware, effort interface), the controller, the
+safety filter, the policy node in `teleop` mode and a teleop node replaying a steady hand
+motion (+y at 5 cm/s), so the arm is moving under a policy when the fault comes. A probe node
+in this process watches /joint_states (the hand via the robot's kinematics) and the safety
+filter's per-command metrics (status 0 ok, 1 relaxed, 2 brake, 3 rejected, 4 stop).
+
+| scenario | fault | required response | figures |
+|---|---|---|---|
+| policy_kill | SIGKILL the policy node | the safety filter brakes to a stop and holds | kill → first braking command (ms), stopping distance, drift while held |
+| state_stall | SIGSTOP the backend (state stream stalls) | watchdog brake | last state → first brake (ms, control periods) |
+| command_stall | SIGSTOP the controller | hold position | stall → brake (ms), drift while held |
+| storm | /joint_states at 10x the rate, duplicated and out-of-order stamps | bounded queues and latency | command latency p50/p99 before/during, memory growth, rejected |
+| stamp_jump | a state stamped 1 s ahead (a clock jump) | detected, no burst, no NaN | commands in the busiest and a typical 50 ms, max command step, braking after |
+| estop | /estop true | no motion command until a reset with fresh state | e-stop → stop (ms), stopping distance, motion commands after the stop |
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SCENARIOS = ("policy_kill", "state_stall", "command_stall", "storm", "stamp_jump", "estop")
+BACKENDS = ("sim", "fake")
+CMD = "/forward_effort_controller/commands"
+NOMINAL = "/safety_filter/nominal"
+BRAKING = (2.0, 4.0)  # metrics status: brake, stop
+CONTROL_PERIOD_S = 0.002
+
+
+def _exe(name: str) -> str:
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        raise FileNotFoundError(f"node executable {path} is not installed (pip install -e .)")
+    return str(path)
+
+
+def start(executable: str, params_file: str, overrides: dict | None = None, remap: dict | None = None):
+    from robot_ctrl.paths import config_path
+
+    cmd = [_exe(executable), "--ros-args", "--params-file", str(config_path(params_file))]
+    for k, v in (overrides or {}).items():
+        cmd += ["-p", f"{k}:={v}"]
+    for k, v in (remap or {}).items():
+        cmd += ["-r", f"{k}:={v}"]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+
+
+def stop_all(procs) -> None:
+    for p in procs:
+        if p.poll() is None:
+            try:
+                p.send_signal(signal.SIGCONT)
+                p.send_signal(signal.SIGINT)
+            except ProcessLookupError:
+                pass
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
+class Probe:
+    """Watches the graph from this process."""
+
+    def __init__(self, node, robot):
+        from sensor_msgs.msg import JointState
+        from std_msgs.msg import Float64MultiArray
+
+        from robot_ctrl.control.cartesian import DiffIK
+
+        self.node = node
+        self.ik = DiffIK(robot)
+        self.names = list(robot.joint_names)
+        self.hands: list[tuple[float, np.ndarray]] = []   # (monotonic, hand position)
+        self.state_rx: list[float] = []
+        self.last_state = None
+        self._stamp = -1
+        self.metrics: list[tuple[float, list]] = []       # (monotonic, [t, h_min, |du|, solve_us, status])
+        self.cmds: list[tuple[float, list]] = []
+        node.create_subscription(JointState, "/joint_states", self._on_state, 50)
+        node.create_subscription(Float64MultiArray, "/safety_filter/metrics",
+                                 lambda m: self.metrics.append((time.monotonic(), list(m.data))), 200)
+        node.create_subscription(Float64MultiArray, CMD, lambda m: self.cmds.append((time.monotonic(), list(m.data))),
+                                 200)
+
+    def _on_state(self, m) -> None:
+        stamp = m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec
+        if stamp <= self._stamp:
+            return  # a copy or an older state (the storm's, or this probe's own): not the robot's
+        self._stamp = stamp
+        names = list(m.name)
+        try:
+            q = np.array([m.position[names.index(j)] for j in self.names])
+        except (ValueError, IndexError):
+            return
+        now = time.monotonic()
+        self.state_rx.append(now)
+        self.last_state = m
+        self.hands.append((now, self.ik.ee_pose(q)[0].copy()))
+
+    def spin(self, seconds: float, until=None, procs=()) -> bool:
+        import rclpy
+
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            rclpy.spin_once(self.node, timeout_sec=0.002)
+            if until is not None and until():
+                return True
+            for p in procs:
+                if p.poll() is not None and p.returncode not in (-signal.SIGKILL,):
+                    raise RuntimeError(f"a node exited early ({p.args[0]}: {p.returncode})")
+        return False
+
+    def hand(self) -> np.ndarray:
+        return self.hands[-1][1]
+
+    def speed(self, window: float = 0.1) -> float:
+        if len(self.hands) < 2:
+            return 0.0
+        t1, p1 = self.hands[-1]
+        for t0, p0 in reversed(self.hands):
+            if t1 - t0 >= window:
+                return float(np.linalg.norm(p1 - p0) / (t1 - t0))
+        return 0.0
+
+    def first_braking_after(self, t: float) -> float | None:
+        for tm, m in self.metrics:
+            if tm >= t and m[4] in BRAKING:
+                return tm
+        return None
+
+    def settle(self, procs, timeout: float = 5.0, still: float = 0.002) -> float:
+        """Spin until the hand is at rest (speed < `still` m/s over 0.1 s); return the time."""
+        self.spin(timeout, until=lambda: self.speed() < still and len(self.hands) > 20, procs=procs)
+        return time.monotonic()
+
+
+def _stream(path: Path, seconds: float = 60.0, v: float = 0.05) -> str:
+    from robot_ctrl.teleop.replay import save_prompts
+    from robot_ctrl.teleop.schema import Prompt
+
+    dt = 0.02
+    save_prompts(path, [Prompt(stamp=k * dt, mode="twist", twist=[0, v, 0, 0, 0, 0]) for k in range(int(seconds / dt))])
+    return str(path)
+
+
+def _graph(backend: str, tmp: Path, backend_extra: dict | None = None) -> dict:
+    if backend == "sim":
+        hw = start("sim_node", "sim.yaml", {"timing_mode": "realtime", **(backend_extra or {})})
+    else:
+        hw = start("fake_hardware_node", "fake_hardware.yaml",
+                   {"controller_name": "forward_effort_controller", "interface": "effort", "actuator_tau": 0.002,
+                    **(backend_extra or {})})
+    procs = {
+        "backend": hw,
+        "controller": start("controller_node", "controller.yaml", remap={CMD: NOMINAL}),
+        "safety": start("safety_node", "safety_filter.yaml"),
+        "policy": start("policy_node", "policy.yaml", {"prompt_mode": "teleop"}),
+    }
+    procs["teleop"] = start("teleop_node", "teleop.yaml", {
+        "device": "replay", "device_args": json.dumps(json.dumps({"path": _stream(tmp / "prompts.jsonl")}))})
+    return procs
+
+
+def _moving(probe: Probe, procs, timeout: float = 60.0) -> bool:
+    """Wait until the arm moves steadily under the policy's chunks."""
+    ok = probe.spin(timeout, until=lambda: probe.speed(0.2) > 0.02 and len(probe.metrics) > 100, procs=procs)
+    probe.spin(0.5, procs=procs)
+    return ok
+
+
+def _drift(probe: Probe, procs, seconds: float = 1.0) -> float:
+    p0 = probe.hand().copy()
+    probe.spin(seconds, procs=procs)
+    return float(np.linalg.norm(probe.hand() - p0))
+
+
+def run(scenario: str, backend: str = "sim") -> dict:
+    """One scenario on one backend; returns its figures (and `ok`: the response held)."""
+    import rclpy
+
+    from robot_ctrl.model import RobotModel
+    from robot_ctrl.ros.env import use_loopback
+
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown fault scenario '{scenario}' (known: {', '.join(SCENARIOS)})")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend '{backend}' (known: {', '.join(BACKENDS)})")
+    use_loopback()
+    own_context = not rclpy.ok()
+    if own_context:
+        rclpy.init()
+    node = rclpy.create_node(f"fault_probe_{scenario}")
+    probe = Probe(node, RobotModel.load("panda"))
+    with tempfile.TemporaryDirectory() as tmp:
+        procs = _graph(backend, Path(tmp))
+        plist = list(procs.values())
+        try:
+            if not _moving(probe, plist):
+                return {"scenario": scenario, "backend": backend, "ok": False, "error": "the arm never moved"}
+            out = {"scenario": scenario, "backend": backend, **globals()[f"_{scenario}"](probe, procs, plist, node)}
+        finally:
+            stop_all(plist)
+            node.destroy_node()
+            if own_context:
+                rclpy.shutdown()
+    return out
+
+
+# -- scenarios -------------------------------------------------------------------------------
+def _policy_kill(probe, procs, plist, node) -> dict:
+    p_kill = probe.hand().copy()
+    speed = probe.speed(0.2)
+    t_kill = time.monotonic()
+    procs["policy"].send_signal(signal.SIGKILL)
+    probe.spin(0.5, until=lambda: probe.first_braking_after(t_kill) is not None, procs=plist)
+    t_brake = probe.first_braking_after(t_kill)
+    t_rest = probe.settle(plist)
+    dist = float(np.linalg.norm(probe.hand() - p_kill))
+    drift = _drift(probe, plist)
+    return {"ok": t_brake is not None and drift < 0.005, "hand_speed_m_s": speed,
+            "kill_to_brake_ms": None if t_brake is None else 1e3 * (t_brake - t_kill),
+            "stopping_distance_mm": 1e3 * dist, "stopping_time_ms": 1e3 * (t_rest - t_kill),
+            "drift_while_held_mm": 1e3 * drift}
+
+
+def _state_stall(probe, procs, plist, node) -> dict:
+    t_stop = time.monotonic()
+    procs["backend"].send_signal(signal.SIGSTOP)
+    probe.spin(0.5, procs=plist)
+    last_state = max(probe.state_rx) if probe.state_rx else t_stop
+    t_brake = probe.first_braking_after(last_state)
+    braking = [m for tm, m in probe.metrics if tm > last_state + 0.05]
+    procs["backend"].send_signal(signal.SIGCONT)
+    resumed = probe.spin(3.0, until=lambda: probe.metrics and probe.metrics[-1][1][4] == 0.0, procs=plist)
+    delay = None if t_brake is None else t_brake - last_state
+    return {"ok": t_brake is not None and all(m[4] in BRAKING for m in braking) and resumed,
+            "last_state_to_brake_ms": None if delay is None else 1e3 * delay,
+            "last_state_to_brake_periods": None if delay is None else delay / CONTROL_PERIOD_S,
+            "commands_while_stalled": len(braking), "resumed_filtering": bool(resumed)}
+
+
+def _command_stall(probe, procs, plist, node) -> dict:
+    p0 = probe.hand().copy()
+    t_stop = time.monotonic()
+    procs["controller"].send_signal(signal.SIGSTOP)
+    probe.spin(0.5, until=lambda: probe.first_braking_after(t_stop) is not None, procs=plist)
+    t_brake = probe.first_braking_after(t_stop)
+    probe.settle(plist)
+    dist = float(np.linalg.norm(probe.hand() - p0))
+    drift = _drift(probe, plist)
+    procs["controller"].send_signal(signal.SIGCONT)
+    return {"ok": t_brake is not None and drift < 0.005,
+            "stall_to_brake_ms": None if t_brake is None else 1e3 * (t_brake - t_stop),
+            "stopping_distance_mm": 1e3 * dist, "drift_while_held_mm": 1e3 * drift}
+
+
+def _latency(probe, since: float) -> np.ndarray:
+    """Command latency: receipt of a metric − receipt of the newest state before it (ms)."""
+    rx = np.array(probe.state_rx)
+    out = []
+    for tm, _ in probe.metrics:
+        if tm < since:
+            continue
+        k = np.searchsorted(rx, tm) - 1
+        if k >= 0:
+            out.append(1e3 * (tm - rx[k]))
+    return np.array(out) if out else np.zeros(1)
+
+
+def _storm(probe, procs, plist, node) -> dict:
+    from sensor_msgs.msg import JointState
+
+    from robot_ctrl.ros.common import STATE_QOS
+
+    pub = node.create_publisher(JointState, "/joint_states", STATE_QOS)
+    t0 = time.monotonic()
+    probe.spin(1.0, procs=plist)
+    before = _latency(probe, t0)
+    rss0 = {k: _rss_mb(procs[k].pid) for k in ("controller", "safety")}
+    t1 = time.monotonic()
+    sent = 0
+    end = t1 + 3.0
+    rng = np.random.default_rng(0)
+    while time.monotonic() < end:
+        m = probe.last_state
+        if m is not None:
+            for _ in range(20):  # toward 10x the 500 Hz state rate: copies and older stamps
+                dup = JointState(name=list(m.name), position=list(m.position), velocity=list(m.velocity),
+                                 effort=list(m.effort))
+                dup.header.stamp.sec, dup.header.stamp.nanosec = m.header.stamp.sec, m.header.stamp.nanosec
+                if rng.random() < 0.5:  # out of order: 2-20 ms in the past
+                    ns = m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec - int(rng.integers(2, 20)) * 1_000_000
+                    dup.header.stamp.sec, dup.header.stamp.nanosec = divmod(max(ns, 0), 1_000_000_000)
+                pub.publish(dup)
+                sent += 1
+        probe.spin(0.002, procs=plist)
+    storm_s = time.monotonic() - t1
+    during = _latency(probe, t1)
+    rss1 = {k: _rss_mb(procs[k].pid) for k in ("controller", "safety")}
+    growth = max(rss1[k] - rss0[k] for k in rss0)
+    node.destroy_publisher(pub)
+    alive = probe.spin(1.0, until=lambda: probe.metrics and probe.metrics[-1][0] > time.monotonic() - 0.05,
+                       procs=plist)
+    return {"ok": bool(alive) and growth < 50.0 and float(np.percentile(during, 99)) < 200.0,
+            "storm_msgs_per_s": sent / storm_s, "storm_rate_x": sent / storm_s / 500.0, "latency_ms_p50_before": float(np.percentile(before, 50)),
+            "latency_ms_p99_before": float(np.percentile(before, 99)),
+            "latency_ms_p50_during": float(np.percentile(during, 50)),
+            "latency_ms_p99_during": float(np.percentile(during, 99)), "rss_growth_mb": growth}
+
+
+def _stamp_jump(probe, procs, plist, node) -> dict:
+    from sensor_msgs.msg import JointState
+
+    from robot_ctrl.ros.common import STATE_QOS
+
+    pub = node.create_publisher(JointState, "/joint_states", STATE_QOS)
+    probe.spin(0.3, procs=plist)
+    m = probe.last_state
+    jump = JointState(name=list(m.name), position=list(m.position), velocity=list(m.velocity), effort=list(m.effort))
+    ns = m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec + 1_000_000_000  # 1 s ahead
+    jump.header.stamp.sec, jump.header.stamp.nanosec = divmod(ns, 1_000_000_000)
+    t_jump = time.monotonic()
+    pub.publish(jump)
+    probe.spin(1.5, procs=plist)
+    node.destroy_publisher(pub)
+    after = [(tm, u) for tm, u in probe.cmds if tm >= t_jump]
+    times = np.array([tm for tm, _ in after])
+    # commands per 50 ms window (receipt times bunch up on a busy machine; 50 ms smooths that)
+    counts = [int(np.sum((times >= t) & (times < t + 0.05))) for t in times if t + 0.05 <= times[-1]] \
+        if len(times) else [0]
+    busiest, typical = max(counts or [0]), float(np.median(counts or [0]))
+    u = np.array([u for _, u in after]) if after else np.zeros((1, 1))
+    finite = bool(np.all(np.isfinite(u)))
+    du = float(np.max(np.abs(np.diff(u, axis=0)))) if len(u) > 1 else 0.0
+    braking = [m for tm, m in probe.metrics if tm >= t_jump + 0.05 and m[4] in BRAKING]
+    return {"ok": finite and busiest <= 1.5 * typical + 3 and len(braking) < 50,
+            "commands_busiest_50ms": busiest, "commands_typical_50ms": typical,
+            "max_command_step_nm": du, "finite": finite, "braking_commands_after": len(braking)}
+
+
+def _estop(probe, procs, plist, node) -> dict:
+    from std_msgs.msg import Bool
+    from std_srvs.srv import Trigger
+
+    pub = node.create_publisher(Bool, "/estop", 10)
+    probe.spin(0.3, until=lambda: pub.get_subscription_count() > 0, procs=plist)
+    p0 = probe.hand().copy()
+    t_stop = time.monotonic()
+    pub.publish(Bool(data=True))
+    probe.spin(0.5, until=lambda: probe.first_braking_after(t_stop) is not None, procs=plist)
+    t_brake = probe.first_braking_after(t_stop)
+    probe.settle(plist)
+    dist = float(np.linalg.norm(probe.hand() - p0))
+    probe.spin(1.0, procs=plist)
+    after = [m for tm, m in probe.metrics if t_brake is not None and tm > t_brake]
+    motion = sum(1 for m in after if m[4] not in BRAKING)
+    drift = _drift(probe, plist, 0.5)
+    cli = node.create_client(Trigger, "/safety_filter/reset")
+    reset_ok = False
+    if cli.wait_for_service(timeout_sec=5):
+        fut = cli.call_async(Trigger.Request())
+        probe.spin(5.0, until=fut.done, procs=plist)
+        reset_ok = fut.done() and fut.result().success
+    t_reset = time.monotonic()
+    resumed = probe.spin(2.0, until=lambda: any(tm > t_reset and m[4] == 0.0 for tm, m in probe.metrics[-50:]),
+                         procs=plist)
+    return {"ok": t_brake is not None and motion == 0 and reset_ok and bool(resumed),
+            "estop_to_stop_ms": None if t_brake is None else 1e3 * (t_brake - t_stop),
+            "stopping_distance_mm": 1e3 * dist, "motion_commands_after_stop": motion,
+            "drift_while_stopped_mm": 1e3 * drift, "reset_accepted": bool(reset_ok), "resumed": bool(resumed)}
+
+
+def bench_faults(scenarios=SCENARIOS, backends=BACKENDS, progress: bool = True) -> dict:
+    results = []
+    for s in scenarios:
+        for b in backends:
+            if progress:
+                print(f"fault {s} on {b} ...", file=sys.stderr, flush=True)
+            results.append(run(s, b))
+    return {"benchmark": "faults", "results": results, "all_ok": all(r.get("ok") for r in results)}
