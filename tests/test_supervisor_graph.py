@@ -122,11 +122,16 @@ def test_supervisor_orders_the_lifecycle_recovers_a_crash_and_holds_on_shutdown(
 
 def test_a_refused_configure_stops_startup_naming_the_node(ros):
     probe = Probe(ros)
+    from lifecycle_msgs.srv import GetState
+
     procs = [start_node("sim_node", "sim.yaml", {"timing_mode": "realtime"}),
              start_node("safety_node", "safety_filter.yaml", {"autostart": "false", "config": "no_such_config"}),
-             _controller(),
-             start_node("lifecycle_supervisor", "supervisor.yaml")]
+             _controller()]
     try:
+        # the nodes are up (on a loaded machine they can take longer than the supervisor waits)
+        for n in ("safety_filter", "controller"):
+            assert ros.create_client(GetState, f"/{n}/get_state").wait_for_service(timeout_sec=60), n
+        procs.append(start_node("lifecycle_supervisor", "supervisor.yaml"))
         assert spin_until(ros, lambda: "safety_filter" in probe.sup().get("last_failure", ""), 40, procs), probe.sup()
         sup = probe.sup()
         assert "configure safety_filter failed" in sup["last_failure"], sup
