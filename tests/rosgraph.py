@@ -29,6 +29,11 @@ def start_node(executable: str, params_file: str, overrides: dict | None = None,
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ.copy())
 
 
+def names_param(names) -> str:
+    """A list of names as one -p value (a string-array parameter on the command line)."""
+    return "[" + ", ".join(names) + "]"
+
+
 def stop(procs) -> list[str]:
     """SIGINT every process, wait, kill stragglers; return their outputs."""
     outs = []

@@ -14,7 +14,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from robot_ctrl.hardware.bridge import BridgeError, CommandMap, HardwareInterface, missing_joints
 from robot_ctrl.model import RobotModel
-from rosgraph import spin_until, start_node, stop
+from rosgraph import names_param, spin_until, start_node, stop
 
 PANDA = RobotModel.load("panda")
 ARM = [f"panda_joint{i}" for i in range(1, 8)]
@@ -65,10 +65,6 @@ def test_unknown_and_duplicate_joints_are_named():
     assert missing_joints(PANDA.joint_names[:3], ["panda_joint2", "camera"]) == ["panda_joint1", "panda_joint3"]
 
 
-def _list(names) -> str:
-    return "[" + ", ".join(names) + "]"  # a string-array parameter on the command line
-
-
 def _state(q, names_order, extra=True):
     msg = JointState()
     names = list(names_order) + (["camera_pan"] if extra else [])
@@ -85,12 +81,12 @@ def test_safety_node_commands_a_ros2_control_controller(ros, controller):
     filtered command reaches the configured controller in that controller's joint order."""
     joints = list(reversed(ARM))
     if controller == "forward":
-        params = {"controller_name": "arm_controller", "controller_joints": _list(joints)}
+        params = {"controller_name": "arm_controller", "controller_joints": names_param(joints)}
         got = []
         ros.create_subscription(Float64MultiArray, "/arm_controller/commands", lambda m: got.append(list(m.data)), 50)
     else:
         params = {"command_mode": "velocity", "controller_type": "trajectory", "controller_name": "jtc",
-                  "controller_joints": _list(joints), "trajectory_lead_s": 0.05}
+                  "controller_joints": names_param(joints), "trajectory_lead_s": 0.05}
         got = []
         ros.create_subscription(JointTrajectory, "/jtc/joint_trajectory", got.append, 50)
     state_pub = ros.create_publisher(JointState, "/joint_states", 10)
@@ -135,7 +131,7 @@ def test_a_bad_controller_configuration_stops_startup_naming_it():
     out, _ = proc.communicate(timeout=60)
     text = out.decode(errors="replace")
     assert proc.returncode != 0 and "not efforts" in text, text
-    proc = start_node("safety_node", "safety_filter.yaml", {"controller_joints": _list(["panda_joint1", "elbow"])})
+    proc = start_node("safety_node", "safety_filter.yaml", {"controller_joints": names_param(["panda_joint1", "elbow"])})
     out, _ = proc.communicate(timeout=60)
     text = out.decode(errors="replace")
     assert proc.returncode != 0 and "does not have: elbow" in text, text

@@ -27,6 +27,35 @@ POLICY_LEASE_S = 0.02
 LIVELINESS_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
                             liveliness=LivelinessPolicy.AUTOMATIC,
                             liveliness_lease_duration=Duration(nanoseconds=int(POLICY_LEASE_S * 1e9)))
+
+
+class PolicyWatch:
+    """The policy node's liveliness on /policy/alive (LIVELINESS_QOS): `lost` from the moment
+    a policy seen alive is gone (its process died, or it was shut down) until one is alive
+    again; `on_lost()` and `on_back()` run at those two edges. `sub` is the subscription."""
+
+    def __init__(self, node, on_lost, on_back=None):
+        from rclpy.event_handler import SubscriptionEventCallbacks
+        from std_msgs.msg import Bool
+
+        self.on_lost, self.on_back = on_lost, on_back
+        self.seen = self.lost = False
+        self.losses = 0
+        self.sub = node.create_subscription(Bool, "/policy/alive", lambda msg: None, LIVELINESS_QOS,
+                                            event_callbacks=SubscriptionEventCallbacks(liveliness=self._on_event))
+
+    def _on_event(self, event) -> None:
+        if event.alive_count > 0:
+            was_lost = self.lost
+            self.seen, self.lost = True, False
+            if was_lost and self.on_back is not None:
+                self.on_back()
+        elif self.seen and not self.lost:
+            self.lost = True
+            self.losses += 1
+            self.on_lost()
+
+
 # the task goal: latched (transient local, depth 1) so a node that starts late still gets it
 GOAL_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
                       history=HistoryPolicy.KEEP_LAST)
@@ -178,18 +207,18 @@ class JointOrder:
         return self._idx
 
     def state(self, msg) -> tuple[np.ndarray, np.ndarray]:
-        """(q, v) from a sensor_msgs/JointState; velocity defaults to zero if absent."""
+        """(q, v) from a sensor_msgs/JointState; velocity defaults to zero if absent. Checked
+        before anything is converted (sizes, names, stamp: validation.check_joint_state) and
+        after (finite, within validation.MAX_JOINT_VALUE); JointStateError says what is wrong."""
+        _validation.check_joint_state(msg)
         idx = self.index(msg.name)
-        n_names = len(msg.name)
-        if len(msg.position) != n_names:
-            raise JointStateError(f"{len(msg.position)} positions for {n_names} names")
         q = np.asarray(msg.position, dtype=float)[idx]
-        if len(msg.velocity) == 0:
-            v = np.zeros(self.n)
-        elif len(msg.velocity) != n_names:
-            raise JointStateError(f"{len(msg.velocity)} velocities for {n_names} names")
-        else:
-            v = np.asarray(msg.velocity, dtype=float)[idx]
+        v = np.asarray(msg.velocity, dtype=float)[idx] if len(msg.velocity) else np.zeros(self.n)
         if not (np.all(np.isfinite(q)) and np.all(np.isfinite(v))):
             raise JointStateError("non-finite joint state")
+        _validation.check_joint_values(q, v)
         return q, v
+
+
+# (at the end: validation imports JointStateError from here)
+import robot_ctrl.ros.validation as _validation  # noqa: E402

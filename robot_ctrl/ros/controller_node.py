@@ -30,9 +30,8 @@ import time
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rclpy.event_handler import SubscriptionEventCallbacks
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool, Float64MultiArray
+from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, MultiDOFJointTrajectory
 
 from robot_ctrl.control import OUTPUT_MODES, JointController, TrajectoryError
@@ -41,11 +40,11 @@ from robot_ctrl.control.stamps import StampError, StampGuard
 from robot_ctrl.model import RobotModel
 from robot_ctrl.ros.common import (
     COMMAND_QOS,
-    LIVELINESS_QOS,
     STATE_QOS,
     TRAJECTORY_QOS,
     JointOrder,
     JointStateError,
+    PolicyWatch,
     Param,
     ParameterError,
     publish_status,
@@ -53,8 +52,7 @@ from robot_ctrl.ros.common import (
     stamp_to_sec,
 )
 from robot_ctrl.ros.lifecycle import ManagedNode
-from robot_ctrl.ros.validation import (MAX_JOINT_VALUE, LogThrottle, check_duration, check_joint_state,
-                                       check_joint_values, check_names, check_stamp)
+from robot_ctrl.ros.validation import MAX_JOINT_VALUE, LogThrottle, check_duration, check_names, check_stamp
 
 PARAMS = {
     "robot": Param("panda", "Robot name (config/robots/<robot>.yaml) or path to a robot YAML."),
@@ -163,8 +161,6 @@ class ControllerNode(ManagedNode):
         self.inactive_trajectories = 0
         self.states = 0  # accepted joint states
         self.stamps = StampGuard()
-        self.stamp_counts = {"stamp_jumps": 0, "stamp_resets": 0, "duplicate_states": 0, "policy_losses": 0}
-        self.policy_seen = self.policy_lost = self._held_for_loss = False
         # per input topic (the totals above are their sums)
         self.chunk_counts = {"accepted_joint_trajectories": 0, "rejected_joint_trajectories": 0,
                              "accepted_cartesian_trajectories": 0, "rejected_cartesian_trajectories": 0}
@@ -180,10 +176,9 @@ class ControllerNode(ManagedNode):
         self.diag_pub = m(self.create_publisher(DiagnosticArray, "/diagnostics", 10))
         m(self.create_subscription(JointState, "/joint_states", self._on_state, STATE_QOS))
         # a policy that dies: drop its chunk and hold where the arm is (the safety filter brakes)
-        if p["policy_liveliness"]:
-            m(self.create_subscription(Bool, "/policy/alive", lambda msg: None, LIVELINESS_QOS,
-                                       event_callbacks=SubscriptionEventCallbacks(
-                                           liveliness=self._on_policy_liveliness)))
+        self.policy = PolicyWatch(self, self._on_policy_lost) if p["policy_liveliness"] else None
+        if self.policy is not None:
+            m(self.policy.sub)
         m(self.create_subscription(JointTrajectory, "~/joint_trajectory", self._on_trajectory, TRAJECTORY_QOS))
         m(self.create_subscription(MultiDOFJointTrajectory, "~/cartesian_trajectory", self._on_cartesian,
                                    TRAJECTORY_QOS))
@@ -200,21 +195,13 @@ class ControllerNode(ManagedNode):
         if self.q is not None:
             self.ctrl.hold_here(self.t_now, self.q)
 
-    def _on_policy_liveliness(self, event) -> None:
-        if event.alive_count > 0:
-            self.policy_seen, self.policy_lost = True, False
-        elif self.policy_seen and not self.policy_lost:
-            self.policy_lost, self._held_for_loss = True, False
-            self.stamp_counts["policy_losses"] += 1
-            if self.q is not None and self.ctrl.started:
-                self.ctrl.hold_here(self.t_now, self.q)
-                self._held_for_loss = True
+    def _on_policy_lost(self) -> None:
+        if self.q is not None and self.ctrl.started:
+            self.ctrl.hold_here(self.t_now, self.q)  # the chunk's author is gone: stop following it
 
     def _on_state(self, msg: JointState) -> None:
         try:
-            check_joint_state(msg)
             q, v = self.order.state(msg)
-            check_joint_values(q, v)
         except JointStateError as exc:
             self.rejected_states += 1
             self._log("1", f"rejected joint state: {exc}")
@@ -224,21 +211,15 @@ class ControllerNode(ManagedNode):
             verdict = self.stamps.check(t, time.monotonic())
         except StampError as exc:
             self.rejected_states += 1
-            self.stamp_counts["stamp_jumps"] += "ahead" in str(exc)
             self._log("5", f"rejected joint state: {exc}")
             return
         self.states += 1
         self.t_now, self.q, self.v = t, q, v
         self.note_state()
         if verdict == "duplicate":  # a copy of the last state: answered once already
-            self.stamp_counts["duplicate_states"] += 1
             return
         if verdict == "reset" and t > 0:  # a confirmed clock jump: hold here, on the new timeline
-            self.stamp_counts["stamp_resets"] += 1
             self.ctrl.hold_here(t, q)
-        if self.policy_lost and self.ctrl.started and not self._held_for_loss:
-            self.ctrl.hold_here(t, q)  # the chunk's author is gone: stop following it
-            self._held_for_loss = True
         if not self.active:
             return
         u = self.ctrl.update(t, q, v)
@@ -313,7 +294,9 @@ class ControllerNode(ManagedNode):
             "rejected_trajectories": self.rejected_trajectories,
             "rejected_states": self.rejected_states,
             "states": self.states,
-            **self.stamp_counts,
+            "stamp_jumps": self.stamps.jumps, "stamp_resets": self.stamps.resets,
+            "duplicate_states": self.stamps.duplicates,
+            "policy_losses": self.policy.losses if self.policy is not None else 0,
             **self.chunk_counts,
             "tracking_error_norm": f"{err:.6f}",
             "nonfinite_commands_replaced": self.ctrl.nonfinite,

@@ -87,7 +87,7 @@ from robot_ctrl.ros.common import (
     stamp_to_sec,
 )
 from robot_ctrl.ros.lifecycle import ManagedNode
-from robot_ctrl.ros.validation import LogThrottle, check_joint_state, check_joint_values, check_stamp
+from robot_ctrl.ros.validation import LogThrottle, check_stamp
 
 PARAMS = {
     "checkpoint": Param("", "Policy checkpoint (.safetensors) from `robot-ctrl train`; empty: the committed "
@@ -342,9 +342,7 @@ class PolicyNode(ManagedNode):
 
     def _on_state(self, msg: JointState) -> None:
         try:
-            check_joint_state(msg)
             q, v = self.order.state(msg)
-            check_joint_values(q, v)
         except JointStateError as exc:
             self.counts["rejected_states"] += 1
             self._log("4", f"rejected joint state: {exc}")

@@ -45,7 +45,6 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray
-from rclpy.event_handler import SubscriptionEventCallbacks
 from std_srvs.srv import Trigger
 
 from robot_ctrl.control.stamps import StampError, StampGuard
@@ -53,10 +52,10 @@ from robot_ctrl.hardware.bridge import HardwareInterface
 from robot_ctrl.model import RobotModel
 from robot_ctrl.ros.common import (
     COMMAND_QOS,
-    LIVELINESS_QOS,
     STATE_QOS,
     JointOrder,
     JointStateError,
+    PolicyWatch,
     Param,
     declare_string_list,
     publish_status,
@@ -64,7 +63,7 @@ from robot_ctrl.ros.common import (
 )
 from robot_ctrl.ros.hardware_output import HardwareOutput
 from robot_ctrl.ros.lifecycle import ManagedNode
-from robot_ctrl.ros.validation import LogThrottle, check_joint_state, check_joint_values, check_stamp
+from robot_ctrl.ros.validation import LogThrottle, check_stamp
 from robot_ctrl.safety.config import build_filter, load_safety_config
 from robot_ctrl.safety.constraints import CollisionDistance, SpeedSeparation
 
@@ -125,7 +124,6 @@ class SafetyNode(ManagedNode):
         self.watchdog_s = p["watchdog_periods"] * self.dt
         self.state_timeout_s = p["state_timeout_periods"] * self.dt
         self.stamps = StampGuard(tolerance=p["stamp_tolerance_s"])
-        self.policy_seen = self.policy_lost = False
         # state
         self.q = self.v = None
         self.t_state = None  # stamp of the latest accepted state (node clock domain)
@@ -138,8 +136,7 @@ class SafetyNode(ManagedNode):
         self.counts = {k: 0 for k in ("commands", "rejected_commands", "states", "rejected_states", "poses",
                                       "rejected_poses", "watchdog_brakes", "estops", "resets", "refused_resets",
                                       "relaxed", "brakes", "nonfinite_replaced", "held_commands", "inactive_brakes",
-                                      "policy_losses", "policy_brakes", "stamp_jumps", "stamp_resets",
-                                      "duplicate_states")}
+                                      "policy_brakes")}
         self._window = []  # (solve_us, intervention, h_min, binding) since the last diagnostics
         self._watchdog_active = False
 
@@ -154,9 +151,10 @@ class SafetyNode(ManagedNode):
         m(self.create_subscription(JointState, "/joint_states", self._on_state, STATE_QOS))
         m(self.create_subscription(Float64MultiArray, "~/nominal", self._on_nominal, COMMAND_QOS))
         m(self.create_subscription(Bool, "/estop", self._on_estop, 10))
-        if p["policy_liveliness"]:
-            m(self.create_subscription(Bool, "/policy/alive", lambda msg: None, LIVELINESS_QOS,
-                                       event_callbacks=SubscriptionEventCallbacks(liveliness=self._on_policy_liveliness)))
+        self.policy = PolicyWatch(self, self._on_policy_lost, self._on_policy_back) \
+            if p["policy_liveliness"] else None
+        if self.policy is not None:
+            m(self.policy.sub)
         m(self.create_service(Trigger, "~/reset", self._on_reset))
         self.movable = {}
         for c in self.filter.constraints:
@@ -191,20 +189,15 @@ class SafetyNode(ManagedNode):
     # -- inputs ----------------------------------------------------------------------------
     def _on_state(self, msg: JointState) -> None:
         try:
-            check_joint_state(msg)
             q, v = self.order.state(msg)
-            check_joint_values(q, v)
             t = stamp_to_sec(msg.header.stamp)
             now = self._now()
             try:  # out of order, or a jump: refused; a confirmed new timeline: start over
                 verdict = self.stamps.check(t, time.monotonic())
             except StampError as exc:
-                self.counts["stamp_jumps"] += "ahead" in str(exc)
                 raise JointStateError(str(exc)) from None
             if verdict == "reset":  # the clock itself changed (simulator reset, a confirmed jump)
-                self.counts["stamp_resets"] += 1
                 self.filter.reset()
-            self.counts["duplicate_states"] += verdict == "duplicate"
             # stamps are comparable with the node clock only in the same time domain (sim time
             # with use_sim_time, wall time on hardware); otherwise the ordering check above holds
             if t > 0 and abs(now - t) < 1e6 and now - t > self.params["stale_state_s"]:
@@ -223,7 +216,7 @@ class SafetyNode(ManagedNode):
         inactive) or commands (filtered and forwarded)."""
         self.t_cmd_rx = self._now()
         forwarding = (self.q is not None and not self.estop and not self._stale() and self.active
-                      and not self.policy_lost)
+                      and not self.policy_lost())
         # the length first: a huge array is never converted
         size = len(msg.data)
         u_nom = np.asarray(msg.data, dtype=float) if size == self.n else np.full(self.n + 1, np.nan)
@@ -306,20 +299,19 @@ class SafetyNode(ManagedNode):
         now = self._now()
         return self.t_state_rx is None or now - self.t_state_rx > self.state_timeout_s
 
-    def _on_policy_liveliness(self, event) -> None:
-        """DDS liveliness of /policy/alive: a policy seen alive that is no longer (its process
-        died, or it was shut down) makes the filter brake at once and hold until one is back."""
-        if event.alive_count > 0:
-            if self.policy_lost:
-                self._log("7", "policy alive again: filtering commands", "warning")
-            self.policy_seen, self.policy_lost = True, False
-        elif self.policy_seen and not self.policy_lost:
-            self.policy_lost = True
-            self.counts["policy_losses"] += 1
-            self._log("6", "policy lost (no liveliness within the 20 ms lease): braking and holding", "warning")
-            if self.active and not self.estop:
-                self.counts["policy_brakes"] += 1
-                self._brake("brake")
+    def policy_lost(self) -> bool:
+        return self.policy is not None and self.policy.lost
+
+    def _on_policy_lost(self) -> None:
+        """A policy seen alive is gone: brake at once (not at the next watchdog tick) and hold
+        until one is back."""
+        self._log("6", "policy lost (no liveliness within the 20 ms lease): braking and holding", "warning")
+        if self.active and not self.estop:
+            self.counts["policy_brakes"] += 1
+            self._brake("brake")
+
+    def _on_policy_back(self) -> None:
+        self._log("7", "policy alive again: filtering commands", "warning")
 
     def _watchdog(self) -> None:
         if self.q is None:
@@ -332,7 +324,7 @@ class SafetyNode(ManagedNode):
         elif not self.active:  # configured, not active (before activation, after deactivate): hold
             self.counts["inactive_brakes"] += 1
             self._brake("stop")
-        elif self.policy_lost:
+        elif self.policy_lost():
             self.counts["policy_brakes"] += 1
             self._brake("brake")
         elif state_old or (cmd_old and self.t_cmd_rx is not None):
@@ -368,6 +360,9 @@ class SafetyNode(ManagedNode):
     def _publish_diagnostics(self) -> None:
         w, self._window = self._window, []
         values = dict(self.counts)
+        values.update(stamp_jumps=self.stamps.jumps, stamp_resets=self.stamps.resets,
+                      duplicate_states=self.stamps.duplicates,
+                      policy_losses=self.policy.losses if self.policy is not None else 0)
         values.update(estop_latched=self.estop, watchdog_braking=self._watchdog_active, rows=self.filter.m,
                       collision_pairs=self.filter.collision_pairs, fallbacks=self.filter.fallbacks,
                       filter_rejected=self.filter.rejected)
