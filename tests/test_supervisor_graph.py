@@ -23,6 +23,8 @@ from rosgraph import diag_values, spin_until, start_node, stop
 PANDA = RobotModel.load("panda")
 CMD = "/forward_effort_controller/commands"
 NOMINAL = "/safety_filter/nominal"
+# a loaded machine can take longer than the default 10 s to answer a new process's first call
+SUPERVISOR = {"service_timeout_s": "30.0"}
 
 
 def _controller():
@@ -76,7 +78,7 @@ def test_supervisor_orders_the_lifecycle_recovers_a_crash_and_holds_on_shutdown(
     try:
         assert spin_until(ros, lambda: probe.q is not None, 30, procs)
         time.sleep(1.0)  # the managed nodes wait, unconfigured
-        procs.append(start_node("lifecycle_supervisor", "supervisor.yaml"))
+        procs.append(start_node("lifecycle_supervisor", "supervisor.yaml", SUPERVISOR))
         assert spin_until(ros, lambda: probe.sup().get("state_controller") == "active", 40, procs), probe.sup()
         sup = probe.sup()
         assert sup["state_safety_filter"] == "active" and sup["state_policy"] == "absent", sup
@@ -131,7 +133,7 @@ def test_a_refused_configure_stops_startup_naming_the_node(ros):
         # the nodes are up (on a loaded machine they can take longer than the supervisor waits)
         for n in ("safety_filter", "controller"):
             assert ros.create_client(GetState, f"/{n}/get_state").wait_for_service(timeout_sec=60), n
-        procs.append(start_node("lifecycle_supervisor", "supervisor.yaml"))
+        procs.append(start_node("lifecycle_supervisor", "supervisor.yaml", SUPERVISOR))
         assert spin_until(ros, lambda: "safety_filter" in probe.sup().get("last_failure", ""), 40, procs), probe.sup()
         sup = probe.sup()
         assert "configure safety_filter failed" in sup["last_failure"], sup

@@ -37,6 +37,7 @@ BACKENDS = ("sim", "fake")
 CMD = "/forward_effort_controller/commands"
 NOMINAL = "/safety_filter/nominal"
 BRAKING = (2.0, 4.0)  # metrics status: brake, stop
+STOP = 4.0
 CONTROL_PERIOD_S = 0.002
 
 
@@ -148,9 +149,9 @@ class Probe:
                 return float(np.linalg.norm(p1 - p0) / (t1 - t0))
         return 0.0
 
-    def first_braking_after(self, t: float) -> float | None:
+    def first_braking_after(self, t: float, statuses=BRAKING) -> float | None:
         for tm, m in self.metrics:
-            if tm >= t and m[4] in BRAKING:
+            if tm >= t and m[4] in statuses:
                 return tm
         return None
 
@@ -373,8 +374,9 @@ def _estop(probe, procs, plist, node) -> dict:
     p0 = probe.hand().copy()
     t_stop = time.monotonic()
     pub.publish(Bool(data=True))
-    probe.spin(0.5, until=lambda: probe.first_braking_after(t_stop) is not None, procs=plist)
-    t_brake = probe.first_braking_after(t_stop)
+    # the e-stop's own response is status 4 (stop); a watchdog brake (2) on a busy machine is not it
+    probe.spin(0.5, until=lambda: probe.first_braking_after(t_stop, (STOP,)) is not None, procs=plist)
+    t_brake = probe.first_braking_after(t_stop, (STOP,))
     probe.settle(plist)
     dist = float(np.linalg.norm(probe.hand() - p0))
     probe.spin(1.0, procs=plist)

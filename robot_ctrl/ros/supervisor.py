@@ -167,6 +167,8 @@ class Supervisor(Node):
             self.want_up = False
             problems = []
             for n in reversed(self.nodes):
+                if self.states[n] == "absent":
+                    continue  # an optional node that is not there: nothing to wait for
                 if self._state(n) == "active":
                     try:
                         self._transition(n, Transition.TRANSITION_DEACTIVATE, "deactivate")
