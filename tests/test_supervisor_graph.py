@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import signal
-import time
 
 import numpy as np
 from builtin_interfaces.msg import Duration
@@ -25,6 +24,14 @@ CMD = "/forward_effort_controller/commands"
 NOMINAL = "/safety_filter/nominal"
 # a loaded machine can take longer than the default 10 s to answer a new process's first call
 SUPERVISOR = {"service_timeout_s": "30.0"}
+
+
+def _wait_for_lifecycle(ros, nodes):
+    """On a loaded machine a new process can take longer than the supervisor's wait to come up."""
+    from lifecycle_msgs.srv import GetState
+
+    for n in nodes:
+        assert ros.create_client(GetState, f"/{n}/get_state").wait_for_service(timeout_sec=60), n
 
 
 def _controller():
@@ -77,7 +84,7 @@ def test_supervisor_orders_the_lifecycle_recovers_a_crash_and_holds_on_shutdown(
              _controller()]
     try:
         assert spin_until(ros, lambda: probe.q is not None, 30, procs)
-        time.sleep(1.0)  # the managed nodes wait, unconfigured
+        _wait_for_lifecycle(ros, ("safety_filter", "controller"))  # the managed nodes wait, unconfigured
         procs.append(start_node("lifecycle_supervisor", "supervisor.yaml", SUPERVISOR))
         assert spin_until(ros, lambda: probe.sup().get("state_controller") == "active", 40, procs), probe.sup()
         sup = probe.sup()
@@ -124,20 +131,35 @@ def test_supervisor_orders_the_lifecycle_recovers_a_crash_and_holds_on_shutdown(
 
 def test_a_refused_configure_stops_startup_naming_the_node(ros):
     probe = Probe(ros)
-    from lifecycle_msgs.srv import GetState
-
     procs = [start_node("sim_node", "sim.yaml", {"timing_mode": "realtime"}),
              start_node("safety_node", "safety_filter.yaml", {"autostart": "false", "config": "no_such_config"}),
              _controller()]
     try:
-        # the nodes are up (on a loaded machine they can take longer than the supervisor waits)
-        for n in ("safety_filter", "controller"):
-            assert ros.create_client(GetState, f"/{n}/get_state").wait_for_service(timeout_sec=60), n
+        _wait_for_lifecycle(ros, ("safety_filter", "controller"))
         procs.append(start_node("lifecycle_supervisor", "supervisor.yaml", SUPERVISOR))
         assert spin_until(ros, lambda: "safety_filter" in probe.sup().get("last_failure", ""), 40, procs), probe.sup()
         sup = probe.sup()
         assert "configure safety_filter failed" in sup["last_failure"], sup
         assert sup["state_controller"] != "active"  # nothing commands without the safety filter
         assert not any(e == ("controller", "active") for e in probe.events)
+    finally:
+        stop(procs)
+
+
+def test_autostart_waits_for_a_required_node_that_comes_up_late(ros):
+    """At launch the nodes start together: a required node that is not there yet when the
+    supervisor looks is waited for (retried every monitor period), not given up on."""
+    probe = Probe(ros)
+    procs = [start_node("lifecycle_supervisor", "supervisor.yaml",
+                        {"nodes": "[safety_filter]", "optional_nodes": "[policy]",
+                         "service_timeout_s": "3.0", "monitor_period_s": "0.2"})]
+    try:
+        assert spin_until(ros, lambda: "not available" in probe.sup().get("last_failure", ""), 30, procs), probe.sup()
+        assert probe.sup()["startups"] == "0"
+        procs += [start_node("sim_node", "sim.yaml", {"timing_mode": "realtime"}),
+                  start_node("safety_node", "safety_filter.yaml", {"autostart": "false"})]
+        assert spin_until(ros, lambda: probe.sup().get("state_safety_filter") == "active", 60, procs), probe.sup()
+        sup = probe.sup()
+        assert sup["startups"] == "1" and sup["last_failure"] == "", sup
     finally:
         stop(procs)

@@ -8,7 +8,9 @@ Parameters  nodes                   the managed nodes in activation order (defau
             optional_nodes          listed nodes that may be absent (default policy: robot.launch.py
                                     starts it only with policy:=true); an absent one is skipped,
                                     and brought up if it appears later
-            autostart               start up when the nodes are there (default true)
+            autostart               start up when the nodes are there (default true); a required
+                                    node that is not there yet is waited for, retrying every
+                                    monitor_period_s
             activate_timeout_s      how long activation is retried while a node refuses it
                                     (no fresh joint state yet)
             service_timeout_s       how long to wait for a node's lifecycle services
@@ -55,6 +57,10 @@ class TransitionFailed(RuntimeError):
     pass
 
 
+class NodeMissing(TransitionFailed):
+    """A required node's lifecycle services are not there (yet)."""
+
+
 class Supervisor(Node):
     def __init__(self, **kwargs):
         super().__init__("lifecycle_supervisor", **kwargs)
@@ -73,6 +79,7 @@ class Supervisor(Node):
         self.states = {n: "unknown" for n in self.nodes}
         self.want_up = False
         self.last_failure = ""
+        self.waiting_for = ""  # the required node a start-up found missing (and is still waiting for)
         self.counts = {"startups": 0, "shutdowns": 0, "failures": 0, "lost": 0, "recovered": 0}
         self._lock = threading.Lock()  # one sequence at a time
         self._stop = threading.Event()
@@ -135,7 +142,7 @@ class Supervisor(Node):
                         self.states[n] = "absent"
                         continue
                     if state == "missing":
-                        raise TransitionFailed(f"configure {n}: /{n}/get_state not available (is the node running?)")
+                        raise NodeMissing(f"configure {n}: /{n}/get_state not available (is the node running?)")
                     if state == "unconfigured":
                         self._transition(n, Transition.TRANSITION_CONFIGURE, "configure")
                 for n in self.nodes:
@@ -154,9 +161,10 @@ class Supervisor(Node):
                     except TransitionFailed as exc2:
                         self.get_logger().error(str(exc2))
                 self.want_up = False
+                self.waiting_for = str(exc) if isinstance(exc, NodeMissing) else ""
                 return False, str(exc)
             self.counts["startups"] += 1
-            self.last_failure = ""
+            self.last_failure = self.waiting_for = ""
             up = [n for n in self.nodes if self.states[n] == "active"]
             self.get_logger().info(f"up: {', '.join(up)} active")
             return True, "active: " + ", ".join(up)
@@ -211,6 +219,12 @@ class Supervisor(Node):
     def _run(self) -> None:
         if self.params["autostart"]:
             ok, _ = self.startup()
+            # at launch the nodes come up together and a loaded machine can take longer than
+            # service_timeout_s to start one: a missing required node is waited for (a refused
+            # transition is not retried: that needs the operator)
+            while not ok and self.waiting_for and not self._stop.wait(self.params["monitor_period_s"]):
+                self.get_logger().warn(f"still waiting: {self.waiting_for}")
+                ok, _ = self.startup()
         while not self._stop.wait(self.params["monitor_period_s"]):
             try:
                 self._monitor()
