@@ -23,6 +23,9 @@ def test_stalled_state_stream_the_watchdog_brakes():
     r = run("state_stall", "fake")
     assert r["last_state_to_brake_ms"] is not None and r["last_state_to_brake_ms"] < 100.0, r
     assert r["commands_while_stalled"] > 0, r  # every command while stalled brakes
+    # the safety filter's own figure (last state -> its brake) is reported; the 2-period target
+    # is a benchmark (robot-ctrl bench faults), here only that the state deadline did it
+    assert r["watchdog_delay_periods"] is not None and 1.0 <= r["watchdog_delay_periods"] < 25.0, r
     assert r["ok"] and r["resumed_filtering"], r
 
 

@@ -327,7 +327,7 @@ def test_fuzz_the_stack(ros_context):
     # state timeout is the old 5 periods and the policy's liveliness, which flaps at this load,
     # is not watched; robot-ctrl bench faults and tests/test_faults.py cover both)
     safety = SafetyNode(parameter_overrides=[Parameter("controller_name", value="robot"),
-                                             Parameter("state_timeout_periods", value=5),
+                                             Parameter("state_timeout_periods", value=5.0),
                                              Parameter("policy_liveliness", value=False)])
     policy = PolicyNode(parameter_overrides=[
         Parameter("checkpoint", value=str(checkpoint_path("mlp_reach.safetensors"))),

@@ -94,7 +94,7 @@ def test_safety_node_commands_a_ros2_control_controller(ros, controller):
     q = np.asarray(PANDA.home, dtype=float)
     shuffled = PANDA.joint_names[::-1][1::2] + PANDA.joint_names[::-1][0::2]
     # (this probe feeds states slower than the 500 Hz control rate: a longer state timeout)
-    proc = start_node("safety_node", "safety_filter.yaml", {"config": "panda_tasks", "state_timeout_periods": 10,
+    proc = start_node("safety_node", "safety_filter.yaml", {"config": "panda_tasks", "state_timeout_periods": 10.0,
                                                             **params})
     try:
         def publish():

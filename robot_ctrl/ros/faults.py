@@ -108,6 +108,15 @@ class Probe:
                                  lambda m: self.metrics.append((time.monotonic(), list(m.data))), 200)
         node.create_subscription(Float64MultiArray, CMD, lambda m: self.cmds.append((time.monotonic(), list(m.data))),
                                  200)
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self.safety_diag: dict[str, str] = {}
+        node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 20)
+
+    def _on_diag(self, msg) -> None:
+        for st in msg.status:
+            if st.name == "robot_ctrl/safety_filter":
+                self.safety_diag = {kv.key: kv.value for kv in st.values}
 
     def _on_state(self, m) -> None:
         stamp = m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec
@@ -251,16 +260,25 @@ def _policy_kill(probe, procs, plist, node) -> dict:
 
 
 def _state_stall(probe, procs, plist, node) -> dict:
+    # the cost of a tight timeout: brakes on a late state while nothing had stalled
+    before = int(probe.safety_diag.get("state_watchdog_brakes", 0))
+    states_before = int(probe.safety_diag.get("states", 0))
     t_stop = time.monotonic()
     procs["backend"].send_signal(signal.SIGSTOP)
     probe.spin(0.5, procs=plist)
     last_state = max(probe.state_rx) if probe.state_rx else t_stop
     t_brake = probe.first_braking_after(last_state)
     braking = [m for tm, m in probe.metrics if tm > last_state + 0.05]
+    probe.spin(1.5, until=lambda: "state_watchdog_delay_periods" in probe.safety_diag, procs=plist)
+    inside = probe.safety_diag.get("state_watchdog_delay_periods")
     procs["backend"].send_signal(signal.SIGCONT)
     resumed = probe.spin(3.0, until=lambda: probe.metrics and probe.metrics[-1][1][4] == 0.0, procs=plist)
     delay = None if t_brake is None else t_brake - last_state
     return {"ok": t_brake is not None and all(m[4] in BRAKING for m in braking) and resumed,
+            # in the safety filter: its last state -> its brake (node clock), the watchdog itself
+            "watchdog_delay_periods": None if inside is None else float(inside),
+            "state_brakes_before_the_stall": before, "states_before_the_stall": states_before,
+            # seen from outside (this process's receipts, its own executor delays included)
             "last_state_to_brake_ms": None if delay is None else 1e3 * delay,
             "last_state_to_brake_periods": None if delay is None else delay / CONTROL_PERIOD_S,
             "commands_while_stalled": len(braking), "resumed_filtering": bool(resumed)}

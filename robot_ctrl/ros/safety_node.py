@@ -81,7 +81,7 @@ PARAMS = {
                                positive=True),
     "control_period_s": Param(0.002, "Control period (s): the filter's dt and the watchdog's tick.", positive=True),
     "watchdog_periods": Param(5, "Brake when the command is older than this many periods.", positive=True),
-    "state_timeout_periods": Param(2, "Brake when the joint state is older than this many periods.", positive=True),
+    "state_timeout_periods": Param(1.5, "Brake when no joint state came for this many periods (one missed state and half a period of jitter).", positive=True),
     "stamp_tolerance_s": Param(0.05, "A state's stamp may run ahead of its arrival by this much; more is a jump "
                                      "(robot_ctrl.control.stamps).", positive=True),
     "policy_liveliness": Param(True, "Brake and hold when a policy node seen on /policy/alive dies (DDS "
@@ -98,7 +98,7 @@ MAX_POSITION_M = 1e3  # a world pose farther than this from the origin is no mea
 # record, episodes, the benchmarks): one executor serves every node, so states are handled in
 # bursts (a 2-period state timeout would trip on every policy inference) and the policy cannot
 # die alone (its liveliness says nothing). Standalone (ros2 run / launch) the defaults hold.
-COMPOSED_OVERRIDES = {"state_timeout_periods": 5, "policy_liveliness": False}
+COMPOSED_OVERRIDES = {"state_timeout_periods": 5.0, "policy_liveliness": False}
 
 STATUS_CODE = {"ok": 0.0, "relaxed": 1.0, "brake": 2.0, "rejected": 3.0, "stop": 4.0}
 
@@ -132,9 +132,10 @@ class SafetyNode(ManagedNode):
         self.estop = False
         self.stop_since = None  # node clock time of the latest stop
         self.last_cmd = None  # the last published command (finite)
+        self.state_brake_delay_s = None  # last state -> the latest state-watchdog brake
         # counters
         self.counts = {k: 0 for k in ("commands", "rejected_commands", "states", "rejected_states", "poses",
-                                      "rejected_poses", "watchdog_brakes", "estops", "resets", "refused_resets",
+                                      "rejected_poses", "watchdog_brakes", "state_watchdog_brakes", "estops", "resets", "refused_resets",
                                       "relaxed", "brakes", "nonfinite_replaced", "held_commands", "inactive_brakes",
                                       "policy_brakes")}
         self._window = []  # (solve_us, intervention, h_min, binding) since the last diagnostics
@@ -167,6 +168,9 @@ class SafetyNode(ManagedNode):
                 self.ssm = c
                 m(self.create_subscription(PoseStamped, "~/human", lambda msg: self._on_pose("human", msg), 10))
         m(self.create_timer(self.dt, self._watchdog))
+        # the state deadline: restarted by every accepted state, so it fires state_timeout_s
+        # after the last one (the periodic tick alone would add up to a period on top)
+        self._state_deadline = m(self.create_timer(self.state_timeout_s, self._on_state_deadline))
         m(self.create_timer(1.0 / p["diagnostics_rate_hz"], self._publish_diagnostics))
         self._metrics = Float64MultiArray()
         self.get_logger().info(
@@ -208,6 +212,7 @@ class SafetyNode(ManagedNode):
             return
         self.counts["states"] += 1
         self.q, self.v, self.t_state, self.t_state_rx = q, v, t, self._now()
+        self._state_deadline.reset()
         self.note_state()
 
     def _on_nominal(self, msg: Float64MultiArray) -> None:
@@ -313,11 +318,17 @@ class SafetyNode(ManagedNode):
     def _on_policy_back(self) -> None:
         self._log("7", "policy alive again: filtering commands", "warning")
 
-    def _watchdog(self) -> None:
+    def _on_state_deadline(self) -> None:
+        # (a timer the executor had already found ready before a state reset it still fires:
+        # only a deadline that really passed counts)
+        if self.t_state_rx is not None and self._now() - self.t_state_rx >= self.state_timeout_s - 0.1 * self.dt:
+            self._watchdog(state_deadline=True)
+
+    def _watchdog(self, state_deadline: bool = False) -> None:
         if self.q is None:
             return
         now = self._now()
-        state_old = now - self.t_state_rx > self.state_timeout_s
+        state_old = state_deadline or now - self.t_state_rx > self.state_timeout_s
         cmd_old = self.t_cmd_rx is None or now - self.t_cmd_rx > self.watchdog_s
         if self.estop:
             self._brake("stop")
@@ -330,6 +341,9 @@ class SafetyNode(ManagedNode):
         elif state_old or (cmd_old and self.t_cmd_rx is not None):
             if not self._watchdog_active:
                 self.counts["watchdog_brakes"] += 1
+                if state_old:  # how long after the last state the brake went out (node clock)
+                    self.state_brake_delay_s = now - self.t_state_rx
+                    self.counts["state_watchdog_brakes"] += 1
                 limit = self.state_timeout_s if state_old else self.watchdog_s
                 self._log("5", f"watchdog: {'state' if state_old else 'command'} older than "
                                f"{limit * 1e3:.0f} ms; braking", "warning")
@@ -363,6 +377,8 @@ class SafetyNode(ManagedNode):
         values.update(stamp_jumps=self.stamps.jumps, stamp_resets=self.stamps.resets,
                       duplicate_states=self.stamps.duplicates,
                       policy_losses=self.policy.losses if self.policy is not None else 0)
+        if self.state_brake_delay_s is not None:
+            values["state_watchdog_delay_periods"] = f"{self.state_brake_delay_s / self.dt:.3f}"
         values.update(estop_latched=self.estop, watchdog_braking=self._watchdog_active, rows=self.filter.m,
                       collision_pairs=self.filter.collision_pairs, fallbacks=self.filter.fallbacks,
                       filter_rejected=self.filter.rejected)
