@@ -222,3 +222,16 @@ class JointOrder:
 
 # (at the end: validation imports JointStateError from here)
 import robot_ctrl.ros.validation as _validation  # noqa: E402
+
+
+def watch_clock_jumps(node: Node, on_jump, forward_s: float = 0.1):
+    """Call on_jump(delta_s) after the node's clock jumps: forward by more than forward_s, or
+    backward at all (with use_sim_time: a /clock that leaps or goes back, a simulator reset).
+    Keep the returned handle: the callback lives as long as it does."""
+    from rclpy.clock import JumpThreshold
+    from rclpy.duration import Duration
+
+    threshold = JumpThreshold(min_forward=Duration(nanoseconds=int(forward_s * 1e9)),
+                              min_backward=Duration(nanoseconds=-1), on_clock_change=False)
+    return node.get_clock().create_jump_callback(
+        threshold, post_callback=lambda jump: on_jump(jump.delta.nanoseconds * 1e-9))

@@ -41,6 +41,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from rclpy.clock import Clock, ClockType
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
 from sensor_msgs.msg import JointState
@@ -51,6 +52,7 @@ from robot_ctrl.control.stamps import StampError, StampGuard
 from robot_ctrl.hardware.bridge import HardwareInterface
 from robot_ctrl.model import RobotModel
 from robot_ctrl.ros.common import (
+    watch_clock_jumps,
     COMMAND_QOS,
     STATE_QOS,
     JointOrder,
@@ -81,7 +83,10 @@ PARAMS = {
                                positive=True),
     "control_period_s": Param(0.002, "Control period (s): the filter's dt and the watchdog's tick.", positive=True),
     "watchdog_periods": Param(5, "Brake when the command is older than this many periods.", positive=True),
-    "state_timeout_periods": Param(1.5, "Brake when no joint state came for this many periods (one missed state and half a period of jitter).", positive=True),
+    "watchdog_clock": Param("steady", "Clock of the state/command watchdogs: steady (hardware, a simulator in real "
+                                      "time: a stalled /clock is seen) or node (a lockstep simulator: time "
+                                      "stops while the step waits).", choices=("steady", "node")),
+    "state_timeout_periods": Param(1.75, "Brake when no joint state came for this many periods (one missed state and 3/4 of a period of jitter).", positive=True),
     "stamp_tolerance_s": Param(0.05, "A state's stamp may run ahead of its arrival by this much; more is a jump "
                                      "(robot_ctrl.control.stamps).", positive=True),
     "policy_liveliness": Param(True, "Brake and hold when a policy node seen on /policy/alive dies (DDS "
@@ -98,7 +103,7 @@ MAX_POSITION_M = 1e3  # a world pose farther than this from the origin is no mea
 # record, episodes, the benchmarks): one executor serves every node, so states are handled in
 # bursts (a 2-period state timeout would trip on every policy inference) and the policy cannot
 # die alone (its liveliness says nothing). Standalone (ros2 run / launch) the defaults hold.
-COMPOSED_OVERRIDES = {"state_timeout_periods": 5.0, "policy_liveliness": False}
+COMPOSED_OVERRIDES = {"state_timeout_periods": 5.0, "watchdog_clock": "node", "policy_liveliness": False}
 
 STATUS_CODE = {"ok": 0.0, "relaxed": 1.0, "brake": 2.0, "rejected": 3.0, "stop": 4.0}
 
@@ -124,15 +129,24 @@ class SafetyNode(ManagedNode):
         self.watchdog_s = p["watchdog_periods"] * self.dt
         self.state_timeout_s = p["state_timeout_periods"] * self.dt
         self.stamps = StampGuard(tolerance=p["stamp_tolerance_s"])
+        # a stalled simulator stops /clock too: only a steady clock sees that stall
+        self._wd_clock = Clock(clock_type=ClockType.STEADY_TIME) if p["watchdog_clock"] == "steady" else self.get_clock()
+        self.clock_jumps = 0
+        self._jump_handle = watch_clock_jumps(self, self._on_clock_jump)
         # state
         self.q = self.v = None
         self.t_state = None  # stamp of the latest accepted state (node clock domain)
-        self.t_state_rx = None  # node clock when it arrived
+        self.t_state_rx = None  # watchdog clock when it arrived
         self.t_cmd_rx = None
         self.estop = False
         self.stop_since = None  # node clock time of the latest stop
         self.last_cmd = None  # the last published command (finite)
         self.state_brake_delay_s = None  # last state -> the latest state-watchdog brake
+        self._t_pub = -np.inf  # watchdog clock of the last published command
+        # publish times (watchdog clock), a ring read at each diagnostics: the busiest 50 ms
+        self._pub_ring = np.full(2048, -np.inf)
+        self._pub_i = 0
+        self.busiest_50ms = 0  # the most commands out in any 50 ms since configure
         # counters
         self.counts = {k: 0 for k in ("commands", "rejected_commands", "states", "rejected_states", "poses",
                                       "rejected_poses", "watchdog_brakes", "state_watchdog_brakes", "estops", "resets", "refused_resets",
@@ -167,10 +181,10 @@ class SafetyNode(ManagedNode):
             if isinstance(c, SpeedSeparation):
                 self.ssm = c
                 m(self.create_subscription(PoseStamped, "~/human", lambda msg: self._on_pose("human", msg), 10))
-        m(self.create_timer(self.dt, self._watchdog))
+        m(self.create_timer(self.dt, self._watchdog, clock=self._wd_clock))
         # the state deadline: restarted by every accepted state, so it fires state_timeout_s
         # after the last one (the periodic tick alone would add up to a period on top)
-        self._state_deadline = m(self.create_timer(self.state_timeout_s, self._on_state_deadline))
+        self._state_deadline = m(self.create_timer(self.state_timeout_s, self._on_state_deadline, clock=self._wd_clock))
         m(self.create_timer(1.0 / p["diagnostics_rate_hz"], self._publish_diagnostics))
         self._metrics = Float64MultiArray()
         self.get_logger().info(
@@ -190,7 +204,16 @@ class SafetyNode(ManagedNode):
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
+    def _wd_now(self) -> float:
+        """The watchdogs' clock: when inputs arrived, how old they are (see watchdog_clock)."""
+        return self._wd_clock.now().nanoseconds * 1e-9
+
     # -- inputs ----------------------------------------------------------------------------
+    def _on_clock_jump(self, delta_s: float) -> None:
+        # (the state deadline and the watchdog are measured on this clock: a state older than the timeout after the jump brakes once)
+        self.clock_jumps += 1
+        self._log("clock", f"the node clock jumped {delta_s:+.3f} s (use_sim_time: /clock)", "warning")
+
     def _on_state(self, msg: JointState) -> None:
         try:
             q, v = self.order.state(msg)
@@ -211,7 +234,7 @@ class SafetyNode(ManagedNode):
             self._log("1", f"rejected joint state: {exc}")
             return
         self.counts["states"] += 1
-        self.q, self.v, self.t_state, self.t_state_rx = q, v, t, self._now()
+        self.q, self.v, self.t_state, self.t_state_rx = q, v, t, self._wd_now()
         self._state_deadline.reset()
         self.note_state()
 
@@ -219,7 +242,7 @@ class SafetyNode(ManagedNode):
         """Every message is counted once: rejected_commands (wrong length, NaN/Inf, or refused
         by the filter), held_commands (not forwarded: no state yet, e-stop, stale state,
         inactive) or commands (filtered and forwarded)."""
-        self.t_cmd_rx = self._now()
+        self.t_cmd_rx = self._wd_now()
         forwarding = (self.q is not None and not self.estop and not self._stale() and self.active
                       and not self.policy_lost())
         # the length first: a huge array is never converted
@@ -255,13 +278,13 @@ class SafetyNode(ManagedNode):
     def _on_estop(self, msg: Bool) -> None:
         if msg.data and not self.estop:
             self.estop = True
-            self.stop_since = self._now()
+            self.stop_since = self._wd_now()
             self.counts["estops"] += 1
             self.get_logger().warning("e-stop: braking to a stop and holding until ~/reset")
             self._brake("stop")
 
     def _on_reset(self, request, response):
-        now = self._now()
+        now = self._wd_now()
         fresh = self.t_state_rx is not None and (self.stop_since is None or self.t_state_rx > self.stop_since) \
             and now - self.t_state_rx <= self.watchdog_s
         if not fresh:
@@ -301,7 +324,7 @@ class SafetyNode(ManagedNode):
 
     # -- watchdog and braking --------------------------------------------------------------
     def _stale(self) -> bool:
-        now = self._now()
+        now = self._wd_now()
         return self.t_state_rx is None or now - self.t_state_rx > self.state_timeout_s
 
     def policy_lost(self) -> bool:
@@ -321,39 +344,43 @@ class SafetyNode(ManagedNode):
     def _on_state_deadline(self) -> None:
         # (a timer the executor had already found ready before a state reset it still fires:
         # only a deadline that really passed counts)
-        if self.t_state_rx is not None and self._now() - self.t_state_rx >= self.state_timeout_s - 0.1 * self.dt:
+        if self.t_state_rx is not None and self._wd_now() - self.t_state_rx >= self.state_timeout_s - 0.1 * self.dt:
             self._watchdog(state_deadline=True)
 
     def _watchdog(self, state_deadline: bool = False) -> None:
         if self.q is None:
             return
-        now = self._now()
+        now = self._wd_now()
         state_old = state_deadline or now - self.t_state_rx > self.state_timeout_s
         cmd_old = self.t_cmd_rx is None or now - self.t_cmd_rx > self.watchdog_s
         if self.estop:
-            self._brake("stop")
+            self._brake("stop", periodic=True)
         elif not self.active:  # configured, not active (before activation, after deactivate): hold
             self.counts["inactive_brakes"] += 1
-            self._brake("stop")
+            self._brake("stop", periodic=True)
         elif self.policy_lost():
             self.counts["policy_brakes"] += 1
-            self._brake("brake")
+            self._brake("brake", periodic=True)
         elif state_old or (cmd_old and self.t_cmd_rx is not None):
             if not self._watchdog_active:
                 self.counts["watchdog_brakes"] += 1
-                if state_old:  # how long after the last state the brake went out (node clock)
+                if state_old:  # how long after the last state the brake went out (watchdog clock)
                     self.state_brake_delay_s = now - self.t_state_rx
                     self.counts["state_watchdog_brakes"] += 1
                 limit = self.state_timeout_s if state_old else self.watchdog_s
                 self._log("5", f"watchdog: {'state' if state_old else 'command'} older than "
                                f"{limit * 1e3:.0f} ms; braking", "warning")
             self._watchdog_active = True
-            self._brake("brake")
+            self._brake("brake", periodic=True)
         else:
             self._watchdog_active = False
 
-    def _brake(self, status: str) -> None:
+    def _brake(self, status: str, periodic: bool = False) -> None:
+        """periodic (the watchdog's tick and the state deadline): not when a command went out
+        less than 0.9 period ago, so that the output never runs faster than one per period."""
         if self.q is None:
+            return
+        if periodic and self._wd_now() - self._t_pub < 0.9 * self.dt:
             return
         u = self.filter.brake(self.q, self.v)
         self._publish(u, np.nan, 0.0, 0.0, status)
@@ -364,6 +391,9 @@ class SafetyNode(ManagedNode):
             self.counts["nonfinite_replaced"] += 1
             u = self.last_cmd if self.last_cmd is not None else np.zeros(self.n)
         self.last_cmd = u
+        self._t_pub = self._wd_now()
+        self._pub_ring[self._pub_i % self._pub_ring.size] = self._t_pub
+        self._pub_i += 1
         self.output.publish(u, self.q)
         # stamped with the joint state the command answers (sim time in simulation)
         self._metrics.data = [float(self.t_state), float(h_min) if np.isfinite(h_min) else -1.0,
@@ -371,12 +401,24 @@ class SafetyNode(ManagedNode):
         self.metrics_pub.publish(self._metrics)
 
     # -- diagnostics -----------------------------------------------------------------------
+    def _output_rate(self) -> dict:
+        """Commands out in the busiest 50 ms (watchdog clock): the latest 2048 commands, and the
+        most since configure. One command per period is 25 at 500 Hz; a burst shows here."""
+        t = np.sort(self._pub_ring[np.isfinite(self._pub_ring)])
+        if t.size == 0:
+            return {"busiest_50ms": self.busiest_50ms}
+        n = np.searchsorted(t, t + 0.05, side="left") - np.arange(t.size)
+        self.busiest_50ms = max(self.busiest_50ms, int(n.max()))
+        return {"busiest_50ms": self.busiest_50ms, "recent_busiest_50ms": int(n.max()),
+                "recent_typical_50ms": float(np.median(n[t + 0.05 <= t[-1]])) if t[-1] - t[0] > 0.05 else float(n.max())}
+
     def _publish_diagnostics(self) -> None:
         w, self._window = self._window, []
         values = dict(self.counts)
         values.update(stamp_jumps=self.stamps.jumps, stamp_resets=self.stamps.resets,
-                      duplicate_states=self.stamps.duplicates,
+                      duplicate_states=self.stamps.duplicates, clock_jumps=self.clock_jumps,
                       policy_losses=self.policy.losses if self.policy is not None else 0)
+        values.update(self._output_rate())
         if self.state_brake_delay_s is not None:
             values["state_watchdog_delay_periods"] = f"{self.state_brake_delay_s / self.dt:.3f}"
         values.update(estop_latched=self.estop, watchdog_braking=self._watchdog_active, rows=self.filter.m,
