@@ -21,9 +21,10 @@ TRAJECTORY_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
 CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 # /policy/alive: the policy node's liveliness. DDS asserts it from its own threads
 # (AUTOMATIC), so a killed policy process is noticed within about the lease however busy the
-# Python side is. 20 ms: a 10 ms lease flapped on a saturated 2-core machine. The safety
+# Python side is. 16 ms: kill -> brake stays within about 20 ms (the lease + 2-4 ms); a 10 ms
+# lease flapped on a saturated 2-core machine, 15 ms now and then. The safety
 # filter and the controller subscribe with the same lease and brake / hold when it is lost.
-POLICY_LEASE_S = 0.02
+POLICY_LEASE_S = 0.016
 LIVELINESS_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
                             liveliness=LivelinessPolicy.AUTOMATIC,
                             liveliness_lease_duration=Duration(nanoseconds=int(POLICY_LEASE_S * 1e9)))

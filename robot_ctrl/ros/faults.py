@@ -249,6 +249,8 @@ def run(scenario: str, backend: str = "sim") -> dict:
 
 # -- scenarios -------------------------------------------------------------------------------
 def _policy_kill(probe, procs, plist, node) -> dict:
+    # the cost of a short lease: losses while the policy was alive (a starved DDS thread)
+    losses_before = int(probe.safety_diag.get("policy_losses", 0))
     p_kill = probe.hand().copy()
     speed = probe.speed(0.2)
     t_kill = time.monotonic()
@@ -259,6 +261,7 @@ def _policy_kill(probe, procs, plist, node) -> dict:
     dist = float(np.linalg.norm(probe.hand() - p_kill))
     drift = _drift(probe, plist)
     return {"ok": t_brake is not None and drift < 0.005, "hand_speed_m_s": speed,
+            "losses_while_alive": losses_before,
             "kill_to_brake_ms": None if t_brake is None else 1e3 * (t_brake - t_kill),
             "stopping_distance_mm": 1e3 * dist, "stopping_time_ms": 1e3 * (t_rest - t_kill),
             "drift_while_held_mm": 1e3 * drift}

@@ -11,7 +11,7 @@ Publishes   <trajectory_topic>           trajectory_msgs/MultiDOFJointTrajectory
             /policy/ready_until          std_msgs/Float64: the sim time the published chunks cover
                                          (the simulator's lockstep gate waits on it)
             /policy/alive                std_msgs/Bool (1 Hz: active or not), DDS liveliness
-                                         AUTOMATIC with a 20 ms lease: the safety filter and the
+                                         AUTOMATIC with a 16 ms lease: the safety filter and the
                                          controller notice this process dying within the lease
             /diagnostics                 diagnostic_msgs/DiagnosticArray (1 Hz)
             /teleop/intervening          std_msgs/Bool: per chunk, whether the operator commanded it

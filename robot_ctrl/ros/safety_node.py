@@ -90,7 +90,7 @@ PARAMS = {
     "stamp_tolerance_s": Param(0.05, "A state's stamp may run ahead of its arrival by this much; more is a jump "
                                      "(robot_ctrl.control.stamps).", positive=True),
     "policy_liveliness": Param(True, "Brake and hold when a policy node seen on /policy/alive dies (DDS "
-                                     "liveliness, 20 ms lease)."),
+                                     "liveliness, 16 ms lease)."),
     "stale_state_s": Param(0.1, "Reject joint states whose stamp is older than this (s) vs. the node clock.",
                            positive=True),
     "diagnostics_rate_hz": Param(10.0, "Rate of /diagnostics.", positive=True),
@@ -333,7 +333,7 @@ class SafetyNode(ManagedNode):
     def _on_policy_lost(self) -> None:
         """A policy seen alive is gone: brake at once (not at the next watchdog tick) and hold
         until one is back."""
-        self._log("6", "policy lost (no liveliness within the 20 ms lease): braking and holding", "warning")
+        self._log("6", "policy lost (no liveliness within the 16 ms lease): braking and holding", "warning")
         if self.active and not self.estop:
             self.counts["policy_brakes"] += 1
             self._brake("brake")
