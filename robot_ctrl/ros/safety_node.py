@@ -83,9 +83,9 @@ PARAMS = {
                                positive=True),
     "control_period_s": Param(0.002, "Control period (s): the filter's dt and the watchdog's tick.", positive=True),
     "watchdog_periods": Param(5, "Brake when the command is older than this many periods.", positive=True),
-    "watchdog_clock": Param("steady", "Clock of the state/command watchdogs: steady (hardware, a simulator in real "
-                                      "time: a stalled /clock is seen) or node (a lockstep simulator: time "
-                                      "stops while the step waits).", choices=("steady", "node")),
+    "watchdog_clock": Param("auto", "Clock of the state/command watchdogs: auto (node under use_sim_time, else "
+                                    "steady), steady (also sees a stalled /clock) or node.",
+                            choices=("auto", "steady", "node")),
     "state_timeout_periods": Param(1.75, "Brake when no joint state came for this many periods (one missed state and 3/4 of a period of jitter).", positive=True),
     "stamp_tolerance_s": Param(0.05, "A state's stamp may run ahead of its arrival by this much; more is a jump "
                                      "(robot_ctrl.control.stamps).", positive=True),
@@ -129,8 +129,13 @@ class SafetyNode(ManagedNode):
         self.watchdog_s = p["watchdog_periods"] * self.dt
         self.state_timeout_s = p["state_timeout_periods"] * self.dt
         self.stamps = StampGuard(tolerance=p["stamp_tolerance_s"])
-        # a stalled simulator stops /clock too: only a steady clock sees that stall
-        self._wd_clock = Clock(clock_type=ClockType.STEADY_TIME) if p["watchdog_clock"] == "steady" else self.get_clock()
+        # auto: the node clock under use_sim_time (a lockstep simulator's time waits for the
+        # command, and a stalled simulator moves nothing), else the steady clock (hardware: an
+        # NTP step of the system clock is no stall)
+        wd = p["watchdog_clock"]
+        if wd == "auto":
+            wd = "node" if self.get_parameter("use_sim_time").value else "steady"
+        self._wd_clock = Clock(clock_type=ClockType.STEADY_TIME) if wd == "steady" else self.get_clock()
         self.clock_jumps = 0
         self._jump_handle = watch_clock_jumps(self, self._on_clock_jump)
         # state
