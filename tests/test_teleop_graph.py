@@ -77,7 +77,7 @@ def _graph(task: str = "", policy: dict | None = None):
 def _teleop(path):
     return start_node("teleop_node", "teleop.yaml",
                       {"device": "replay", "device_args": json.dumps(json.dumps({"path": path})),
-                       "deadman_timeout": 0.2})
+                       "deadman_timeout": 0.2, "wait_for_subscriber": "true"})
 
 
 def test_teleop_alone_moves_holds_and_estops(ros, tmp_path):

@@ -72,6 +72,26 @@ def test_replayed_prompts_reach_the_topics_and_the_deadman_zeroes_them(ros, tmp_
         stop(procs)
 
 
+def test_wait_for_subscriber_keeps_a_replay_until_someone_listens(ros, tmp_path):
+    """With wait_for_subscriber, the 0.5 s stream is not spent while nobody subscribes: it
+    plays in full once a subscriber (here the probe, late) has matched."""
+    path = _stream(tmp_path / "p.jsonl", seconds=0.5)
+    diags = []
+    ros.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 50)
+    procs = [start_node("teleop_node", "teleop.yaml",
+                        {"device": "replay", "device_args": json.dumps(json.dumps({"path": str(path)})),
+                         "wait_for_subscriber": "true"})]
+    try:
+        # diagnostics come at 1 Hz: two of them that say the node is waiting (> 1 s, twice the stream)
+        assert spin_until(ros, lambda: int(diag_values(diags, "robot_ctrl/teleop").get("waiting", 0)) > 50, 20, procs)
+        assert diag_values(diags, "robot_ctrl/teleop")["published"] == "0"
+        twists = []
+        ros.create_subscription(TwistStamped, "/teleop/twist", twists.append, COMMAND_STREAM_QOS)
+        assert spin_until(ros, lambda: sum(np.linalg.norm(_vec(m)) > 0 for m in twists) >= 15, 10, procs), len(twists)
+    finally:
+        stop(procs)
+
+
 def test_missing_device_gives_zero_prompts_and_says_why(ros, tmp_path):
     probe = Probe(ros)
     procs = [start_node("teleop_node", "teleop.yaml",

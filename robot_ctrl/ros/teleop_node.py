@@ -49,6 +49,9 @@ PARAMS = {
                                 "integrated motion is applied to the hand pose captured at the press "
                                 "(/teleop/pose); on release the target holds."),
     "robot": Param("panda", "Robot (for the hand pose the clutch captures; clutch_pose only)."),
+    "wait_for_subscriber": Param(False, "Do not poll the device until a node subscribes to a prompt topic (a "
+                                        "replay's clock starts at its first poll, so a recorded stream is not "
+                                        "spent before the policy node has matched)."),
 }
 
 
@@ -87,7 +90,7 @@ class TeleopNode(Node):
         if p["clutch_pose"]:
             self._setup_clutch(p["robot"])
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.counts = {"published": 0, "deadman_trips": 0, "estops": 0}
+        self.counts = {"published": 0, "deadman_trips": 0, "estops": 0, "waiting": 0}
         self._estop = False
         self._tripped = False
         self.prompt = None
@@ -148,6 +151,10 @@ class TeleopNode(Node):
             raise ParameterError(f"device '{p['device']}' does not take these device_args: {e}") from None
 
     def _tick(self) -> None:
+        if self.params["wait_for_subscriber"] and self.counts["published"] == 0 and not any(
+                self.pubs[k].get_subscription_count() for k in ("twist", "pose", "joints")):
+            self.counts["waiting"] += 1
+            return
         now = time.monotonic()
         raw = self.device.poll(now)
         prompt = self.deadman.update(now, raw if self.device.fresh else None)
