@@ -136,6 +136,30 @@ def test_task_frame_is_invariant_under_a_planar_rotation_and_shift_of_the_scene(
     np.testing.assert_allclose(fs[:, TaskFrame.FEATURES:], np.tile(f, (3, 1)), atol=1e-12)
 
 
+def test_task_frame_without_the_object_rotation_drops_exactly_those_six_numbers():
+    n2, size = 4, 25
+    full = TaskFrame(ee=n2, grip=n2 + 9, obj=n2 + 10, goal=n2 + 19)
+    bare = TaskFrame(ee=n2, grip=n2 + 9, obj=n2 + 10, goal=n2 + 19, object_rotation=False)
+    obs, act = _scene(np.random.default_rng(3), 0.8, (0.1, 0.2))
+    f, b = full.features(obs, size), bare.features(obs, size)
+    assert b.shape == (TaskFrame.FEATURES - 6,) and bare.feature_size(size) == 10
+    np.testing.assert_allclose(b, np.concatenate([f[:7], f[13:]]), atol=1e-12)
+    # a different object rotation: the same features without it, other features with it
+    obs2 = obs.copy()
+    obs2[n2 + 13:n2 + 19] = _rot6d_z(1.3)[1]
+    np.testing.assert_allclose(bare.features(obs2, size), b, atol=1e-12)
+    assert not np.allclose(full.features(obs2, size), f)
+    # the actions are the same map; the option survives the checkpoint's dict (and old dicts have the rotation)
+    np.testing.assert_allclose(bare.to_relative(act, obs, size), full.to_relative(act, obs, size), atol=1e-12)
+    assert frame_from_dict(bare.to_dict()) == bare and frame_from_dict(full.to_dict()) == full
+    assert "object_rotation" not in full.to_dict()
+    assert frame_for_task("push", 39, "task", object_rotation=False).n_features == 10
+    with pytest.raises(FrameError, match="option of the task frame"):
+        frame_for_task("push", 39, "hand", object_rotation=False)
+    with pytest.raises(FrameError, match="object_rotation must be true or false"):
+        frame_from_dict({**bare.to_dict(), "object_rotation": "no"})
+
+
 def test_bad_task_frames_are_refused():
     with pytest.raises(FrameError, match="task frame needs Cartesian actions, an object and a planar goal"):
         frame_for_task("reach", 31, "task")

@@ -42,6 +42,10 @@ push line) are each seen once or twice. The task frame is planar and rotates wit
 * actions: hand positions in that frame (x, y rotated, z relative to the hand, as in the hand
   frame); rotation and gripper stay absolute.
 
+`object_rotation: false` (a preset key) leaves the object's rotation out as well. On push the
+block always starts at yaw 0 in the world, so in the task frame its rotation *is* the push
+direction, and the push expert never looks at it.
+
 A rotated copy of a scene then is the same input, and every demonstration is evidence for every
 push direction.
 """
@@ -140,6 +144,7 @@ class TaskFrame:
     grip: int
     obj: int
     goal: int
+    object_rotation: bool = True                # False: the object's rotation is left out (see below)
 
     FEATURES = 3 + 1 + 3 + 6 + 2 + 1  # hand, gripper, object, its rotation, goal, distance
 
@@ -149,8 +154,13 @@ class TaskFrame:
 
     relative_actions = True
 
+    @property
+    def n_features(self) -> int:
+        """Numbers per observation: FEATURES, less the object's 6-D rotation without object_rotation."""
+        return self.FEATURES - (0 if self.object_rotation else 6)
+
     def feature_size(self, obs_size: int) -> int:
-        return self.FEATURES
+        return self.n_features
 
     def check(self, obs_size: int, act_size: int) -> None:
         last = max(self.ee + 3, self.grip + 1, self.obj + 9, self.goal + 2)
@@ -176,7 +186,7 @@ class TaskFrame:
         return out
 
     def features(self, obs: np.ndarray, obs_size: int) -> np.ndarray:
-        """Observations (..., k·obs_size) → (..., k·FEATURES), all in the newest one's frame."""
+        """Observations (..., k·obs_size) → (..., k·n_features), all in the newest one's frame."""
         obs = np.asarray(obs, dtype=np.float64)
         lead, k = obs.shape[:-1], obs.shape[-1] // obs_size
         o = obs.reshape(*lead, k, obs_size)
@@ -185,10 +195,11 @@ class TaskFrame:
         goal = o[..., self.goal:self.goal + 2]
         dist = np.linalg.norm(goal - obj[..., :2], axis=-1, keepdims=True)
         parts = [_rotate_xy(hand[..., :2] - origin, c, s), hand[..., 2:3], o[..., self.grip:self.grip + 1],
-                 _rotate_xy(obj[..., :2] - origin, c, s), obj[..., 2:3],
-                 self._rot6d(o[..., self.obj + 3:self.obj + 9], c, s),
-                 _rotate_xy(goal - origin, c, s), dist]
-        return np.concatenate(parts, axis=-1).reshape(*lead, k * self.FEATURES)
+                 _rotate_xy(obj[..., :2] - origin, c, s), obj[..., 2:3]]
+        if self.object_rotation:
+            parts.append(self._rot6d(o[..., self.obj + 3:self.obj + 9], c, s))
+        parts += [_rotate_xy(goal - origin, c, s), dist]
+        return np.concatenate(parts, axis=-1).reshape(*lead, k * self.n_features)
 
     def _newest(self, obs: np.ndarray, obs_size: int) -> np.ndarray:
         return np.asarray(obs, dtype=np.float64)[..., -obs_size:]
@@ -212,7 +223,10 @@ class TaskFrame:
         return out
 
     def to_dict(self) -> dict:
-        return {"kind": "task", "ee": self.ee, "grip": self.grip, "obj": self.obj, "goal": self.goal}
+        d = {"kind": "task", "ee": self.ee, "grip": self.grip, "obj": self.obj, "goal": self.goal}
+        if not self.object_rotation:  # (older checkpoints, without the key, have the rotation)
+            d["object_rotation"] = False
+        return d
 
 
 def frame_from_dict(d: dict | None) -> "HandFrame | TaskFrame | None":
@@ -224,7 +238,10 @@ def frame_from_dict(d: dict | None) -> "HandFrame | TaskFrame | None":
         raise FrameError(f"unknown policy frame {kind!r} (known: hand, task)")
     try:
         if kind == "task":
-            return TaskFrame(int(d["ee"]), int(d["grip"]), int(d["obj"]), int(d["goal"]))
+            rot = d.get("object_rotation", True)
+            if not isinstance(rot, bool):
+                raise TypeError(f"object_rotation must be true or false, got {rot!r}")
+            return TaskFrame(int(d["ee"]), int(d["grip"]), int(d["obj"]), int(d["goal"]), rot)
         return HandFrame(int(d["ee"]), tuple((int(i), int(s)) for i, s in d.get("points", [])),
                          bool(d.get("relative_actions", True)))
     except (KeyError, TypeError, ValueError) as e:
@@ -237,13 +254,17 @@ def frame_from_dict(d: dict | None) -> "HandFrame | TaskFrame | None":
 _METAWORLD = HandFrame(ee=0, points=((4, 3), (11, 3), (36, 3)), relative_actions=False)
 
 
-def frame_for_task(task: str, obs_size: int, kind: str = "hand") -> "HandFrame | TaskFrame":
+def frame_for_task(task: str, obs_size: int, kind: str = "hand",
+                   object_rotation: bool = True) -> "HandFrame | TaskFrame":
     """The frame (`kind`: "hand" or "task") of a task by name: the robot_ctrl tasks (their
     observation layout, see `robot_ctrl.tasks.base`; `<task>-joint` variants get the hand frame's
     observation features only) and Meta-World (`metaworld:<name>`, hand frame only). The task
-    frame needs a task with an object and a planar goal, moved in Cartesian space."""
+    frame needs a task with an object and a planar goal, moved in Cartesian space;
+    `object_rotation=False` leaves the object's rotation out of its features (task frame only)."""
     if kind not in ("hand", "task"):
         raise FrameError(f"unknown policy frame {kind!r} (known: hand, task)")
+    if not object_rotation and kind != "task":
+        raise FrameError(f"object_rotation: false is an option of the task frame, not of the {kind} frame")
     if task.startswith("metaworld:"):
         if kind == "task":
             raise FrameError(f"the task frame needs a robot_ctrl task with an object and a planar goal; "
@@ -274,7 +295,7 @@ def frame_for_task(task: str, obs_size: int, kind: str = "hand") -> "HandFrame |
                                  f"task '{task}{'-joint' if joint else ''}' has {len(cls.objects)} objects, "
                                  f"a goal of {cls.goal_size} and {'joint' if joint else 'Cartesian'} actions "
                                  f"(use frame: hand)")
-            frame = TaskFrame(ee=n2, grip=n2 + 9, obj=start, goal=obs_size - 2)
+            frame = TaskFrame(ee=n2, grip=n2 + 9, obj=start, goal=obs_size - 2, object_rotation=object_rotation)
         else:
             points = [(start + 9 * k, 3) for k in range(len(cls.objects))]
             if 2 <= cls.goal_size <= 3:

@@ -45,6 +45,7 @@ class TrainConfig:
     ckpt_every: int = 1000
     threads: int = 2
     frame: str = "world"  # "world": absolute; "hand": hand-centred; "task": planar task frame (robot_ctrl.learning.frames)
+    object_rotation: bool = True  # task frame: the object's rotation among the features (False: left out)
     model: dict = field(default_factory=dict)
 
 
@@ -61,7 +62,11 @@ def training_windows(ds: Dataset, cfg: TrainConfig):
 
     if cfg.frame not in ("world", "hand", "task"):
         raise ValueError(f"frame must be 'world', 'hand' or 'task', got '{cfg.frame}'")
-    frame = frame_for_task(ds.task, ds.obs_size, cfg.frame) if cfg.frame != "world" else None
+    if not isinstance(cfg.object_rotation, bool):
+        raise ValueError(f"object_rotation must be true or false, got {cfg.object_rotation!r}")
+    if not cfg.object_rotation and cfg.frame != "task":
+        raise ValueError(f"object_rotation: false needs frame: task, got frame: {cfg.frame}")
+    frame = frame_for_task(ds.task, ds.obs_size, cfg.frame, cfg.object_rotation) if cfg.frame != "world" else None
     if frame is not None:
         frame.check(ds.obs_size, ds.act_size)
     obs_w, act_w = ds.windows(cfg.horizon, cfg.obs_horizon)

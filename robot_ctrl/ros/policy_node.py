@@ -226,7 +226,7 @@ class PolicyNode(ManagedNode):
         self.order = JointOrder(self.robot.joint_names)
         self.poses: dict[str, tuple] = {}
         self.goal: np.ndarray | None = None
-        self.goal_planned: np.ndarray | None = None  # the goal the last chunk was predicted for
+        self.goal_planned: np.ndarray | None = None  # the goal the last (or the next, after a replan) chunk is for
         self.t_next = -np.inf
         self.t_last = -np.inf
         self.counts = {"chunks": 0, "rejected_observations": 0, "states": 0, "rejected_states": 0, "waiting": 0,
@@ -304,6 +304,9 @@ class PolicyNode(ManagedNode):
         if self.goal_planned is None or np.linalg.norm(g - self.goal_planned) > self.params["goal_replan"]:
             self.counts["goal_replans"] += 1
             self._restart()
+            # the next chunk is predicted for g: the same goal streamed again before that chunk
+            # (at a pose rate above the policy rate, or a slow simulator) is not a new replan
+            self.goal_planned = g.copy()
 
     def _on_goal(self, msg: Float64MultiArray) -> None:
         if self.goal_from_operator or self.policy is None:
