@@ -225,14 +225,25 @@ class JointOrder:
 import robot_ctrl.ros.validation as _validation  # noqa: E402
 
 
-def watch_clock_jumps(node: Node, on_jump, forward_s: float = 0.1):
-    """Call on_jump(delta_s) after the node's clock jumps: forward by more than forward_s, or
-    backward at all (with use_sim_time: a /clock that leaps or goes back, a simulator reset).
-    Keep the returned handle: the callback lives as long as it does."""
-    from rclpy.clock import JumpThreshold
-    from rclpy.duration import Duration
+class ClockJumps:
+    """Counts (`count`, for /diagnostics) and logs the jumps of a node's clock: forward by more
+    than `forward_s`, or backward at all (with use_sim_time: a /clock that leaps or goes back,
+    a simulator reset). `log`: a `LogThrottle`. Keep the object: the jump callback lives as
+    long as it does. What a jump means for a node's timing is the node's business; the
+    controller times chunks by the joint states' stamps, the safety filter's watchdogs run on
+    `watchdog_clock`."""
 
-    threshold = JumpThreshold(min_forward=Duration(nanoseconds=int(forward_s * 1e9)),
-                              min_backward=Duration(nanoseconds=-1), on_clock_change=False)
-    return node.get_clock().create_jump_callback(
-        threshold, post_callback=lambda jump: on_jump(jump.delta.nanoseconds * 1e-9))
+    def __init__(self, node: Node, log, forward_s: float = 0.1):
+        from rclpy.clock import JumpThreshold
+        from rclpy.duration import Duration
+
+        self.count = 0
+        self._log = log
+        threshold = JumpThreshold(min_forward=Duration(nanoseconds=int(forward_s * 1e9)),
+                                  min_backward=Duration(nanoseconds=-1), on_clock_change=False)
+        self._handle = node.get_clock().create_jump_callback(threshold, post_callback=self._on_jump)
+
+    def _on_jump(self, jump) -> None:
+        self.count += 1
+        self._log("clock", f"the node clock jumped {jump.delta.nanoseconds * 1e-9:+.3f} s (use_sim_time: /clock)",
+                  "warning")

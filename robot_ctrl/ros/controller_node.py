@@ -39,7 +39,7 @@ from robot_ctrl.control.cartesian import DiffIK, ik_chunk
 from robot_ctrl.control.stamps import StampError, StampGuard
 from robot_ctrl.model import RobotModel
 from robot_ctrl.ros.common import (
-    watch_clock_jumps,
+    ClockJumps,
     COMMAND_QOS,
     STATE_QOS,
     TRAJECTORY_QOS,
@@ -162,8 +162,7 @@ class ControllerNode(ManagedNode):
         self.inactive_trajectories = 0
         self.states = 0  # accepted joint states
         self.stamps = StampGuard()
-        self.clock_jumps = 0
-        self._jump_handle = watch_clock_jumps(self, self._on_clock_jump)
+        self.clock_jumps = ClockJumps(self, self._log)
         # per input topic (the totals above are their sums)
         self.chunk_counts = {"accepted_joint_trajectories": 0, "rejected_joint_trajectories": 0,
                              "accepted_cartesian_trajectories": 0, "rejected_cartesian_trajectories": 0}
@@ -201,11 +200,6 @@ class ControllerNode(ManagedNode):
     def _on_policy_lost(self) -> None:
         if self.q is not None and self.ctrl.started:
             self.ctrl.hold_here(self.t_now, self.q)  # the chunk's author is gone: stop following it
-
-    def _on_clock_jump(self, delta_s: float) -> None:
-        # (the chunk is timed by the joint states' stamps (StampGuard), not by this clock)
-        self.clock_jumps += 1
-        self._log("clock", f"the node clock jumped {delta_s:+.3f} s (use_sim_time: /clock)", "warning")
 
     def _on_state(self, msg: JointState) -> None:
         try:
@@ -303,7 +297,7 @@ class ControllerNode(ManagedNode):
             "rejected_states": self.rejected_states,
             "states": self.states,
             "stamp_jumps": self.stamps.jumps, "stamp_resets": self.stamps.resets,
-            "duplicate_states": self.stamps.duplicates, "clock_jumps": self.clock_jumps,
+            "duplicate_states": self.stamps.duplicates, "clock_jumps": self.clock_jumps.count,
             "policy_losses": self.policy.losses if self.policy is not None else 0,
             **self.chunk_counts,
             "tracking_error_norm": f"{err:.6f}",

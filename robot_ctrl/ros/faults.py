@@ -113,12 +113,20 @@ class Probe:
         from diagnostic_msgs.msg import DiagnosticArray
 
         self.safety_diag: dict[str, str] = {}
+        self.t_safety_diag = -np.inf  # (monotonic) when safety_diag came
         node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 20)
 
     def _on_diag(self, msg) -> None:
         for st in msg.status:
             if st.name == "robot_ctrl/safety_filter":
                 self.safety_diag = {kv.key: kv.value for kv in st.values}
+                self.t_safety_diag = time.monotonic()
+
+    def fresh_safety_diag(self, timeout: float = 1.0) -> dict[str, str]:
+        """The safety filter's next diagnostics (published after this call), or {} after `timeout`."""
+        t = time.monotonic()
+        self.spin(timeout, until=lambda: self.t_safety_diag > t, procs=())
+        return self.safety_diag if self.t_safety_diag > t else {}
 
     def _on_state(self, m) -> None:
         stamp = m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec
@@ -392,10 +400,9 @@ def _after_jump(probe, t_jump: float) -> dict:
     braking = [m for tm, m in probe.metrics if tm >= t_jump + 0.05 and m[4] in BRAKING]
     # the same counted where the commands leave (the safety filter's clock): receipts here
     # bunch up whenever this process is held up, the filter's own figure does not
-    probe.safety_diag = {}
-    probe.spin(1.0, until=lambda: "recent_busiest_50ms" in probe.safety_diag, procs=())
-    out_busiest = int(probe.safety_diag.get("recent_busiest_50ms", -1))
-    out_typical = float(probe.safety_diag.get("recent_typical_50ms", -1))
+    diag = probe.fresh_safety_diag()
+    out_busiest = int(diag.get("recent_busiest_50ms", -1))
+    out_typical = float(diag.get("recent_typical_50ms", -1))
     return {"ok": finite and 0 < out_busiest <= 1.5 * out_typical + 3 and len(braking) < 50 and typical > 0,
             "output_busiest_50ms": out_busiest, "output_typical_50ms": out_typical,
             "commands_busiest_50ms": busiest, "commands_typical_50ms": typical,

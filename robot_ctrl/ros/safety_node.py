@@ -52,7 +52,7 @@ from robot_ctrl.control.stamps import StampError, StampGuard
 from robot_ctrl.hardware.bridge import HardwareInterface
 from robot_ctrl.model import RobotModel
 from robot_ctrl.ros.common import (
-    watch_clock_jumps,
+    ClockJumps,
     COMMAND_QOS,
     STATE_QOS,
     JointOrder,
@@ -136,8 +136,7 @@ class SafetyNode(ManagedNode):
         if wd == "auto":
             wd = "node" if self.get_parameter("use_sim_time").value else "steady"
         self._wd_clock = Clock(clock_type=ClockType.STEADY_TIME) if wd == "steady" else self.get_clock()
-        self.clock_jumps = 0
-        self._jump_handle = watch_clock_jumps(self, self._on_clock_jump)
+        self.clock_jumps = ClockJumps(self, self._log)
         # state
         self.q = self.v = None
         self.t_state = None  # stamp of the latest accepted state (node clock domain)
@@ -214,11 +213,6 @@ class SafetyNode(ManagedNode):
         return self._wd_clock.now().nanoseconds * 1e-9
 
     # -- inputs ----------------------------------------------------------------------------
-    def _on_clock_jump(self, delta_s: float) -> None:
-        # (the state deadline and the watchdog are measured on this clock: a state older than the timeout after the jump brakes once)
-        self.clock_jumps += 1
-        self._log("clock", f"the node clock jumped {delta_s:+.3f} s (use_sim_time: /clock)", "warning")
-
     def _on_state(self, msg: JointState) -> None:
         try:
             q, v = self.order.state(msg)
@@ -421,7 +415,7 @@ class SafetyNode(ManagedNode):
         w, self._window = self._window, []
         values = dict(self.counts)
         values.update(stamp_jumps=self.stamps.jumps, stamp_resets=self.stamps.resets,
-                      duplicate_states=self.stamps.duplicates, clock_jumps=self.clock_jumps,
+                      duplicate_states=self.stamps.duplicates, clock_jumps=self.clock_jumps.count,
                       policy_losses=self.policy.losses if self.policy is not None else 0)
         values.update(self._output_rate())
         if self.state_brake_delay_s is not None:
