@@ -6,7 +6,7 @@
     robot-ctrl bench loop [--lockstep] [--seconds 10] [--json]
     robot-ctrl bench safety [--mode effort|velocity] [--steps 4000] [--falsify N] [--json]
     robot-ctrl bench policy [--carp CKPT] [--diffusion CKPT] [--calls 50] [--json]
-    robot-ctrl collect --task TASK [--episodes 100] [--noise X] [--out out/data/TASK.zarr]
+    robot-ctrl collect --task TASK [--episodes 100] [--noise X] [--disturb P] [--out out/data/TASK.zarr]
     robot-ctrl convert BAG [BAG ...] --task TASK --out PATH [--dt 0.1] [--append]   (MCAP → dataset)
     robot-ctrl train --policy carp|diffusion|mlp --task TASK [--data PATH] [--out DIR] [--resume]
     robot-ctrl eval  CKPT [--task TASK] [--episodes 50] [--out DIR] [--sampler ddim|ddpm] [--json]
@@ -170,8 +170,9 @@ def cmd_collect(args) -> int:
 
     out = args.out or _default_data(args.task)
     r = collect(args.task, args.episodes, out, noise=args.noise, seed=args.seed, progress=not args.json,
-                append=args.append)
+                append=args.append, disturb=args.disturb)
     summary = {"task": args.task, "dataset": str(out), "episodes": r.kept, "attempts": r.attempts,
+               "disturbed": r.disturbed,
                "expert_success": r.kept / r.attempts, "mean_length": r.mean_length,
                "samples": int(len(r.dataset.obs))}
     print(json.dumps(summary) if args.json else
@@ -335,6 +336,9 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="dataset path (default out/data/<task>.zarr)")
     p.add_argument("--append", action="store_true", help="add to an existing dataset")
+    p.add_argument("--disturb", type=float, default=0.0,
+                   help="share of episodes in which the object is knocked once to a nearby place "
+                        "(demonstrations of recovery; push and pick-and-place)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_collect)
 

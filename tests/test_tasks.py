@@ -151,3 +151,45 @@ def test_peg_hole_clearance_is_at_most_2mm_and_success_needs_insertion():
         e.reset(seed=0)
         _, r, *_ = e.step(e.expert())
         assert (r < 0) if dense else (r == 0.0)
+
+
+def test_a_knock_moves_the_resting_block_nearby_and_the_expert_recovers():
+    """`BlockTask.disturb` (robot-ctrl collect --disturb): the block, at rest on the table, is moved
+    1–3 cm and turned; refused while it is lifted; the push expert still brings it to the target."""
+    env = gym.make("robot_ctrl/Push-v0").unwrapped
+    env.reset(seed=7)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        env.step(env.expert(0.0))
+    before, R0 = env.object_pose("block")
+    assert env.disturb(rng)
+    after, R1 = env.object_pose("block")
+    assert 0.01 - 1e-9 <= np.linalg.norm(after[:2] - before[:2]) <= 0.03 + 1e-9
+    assert abs(after[2] - env.half) < 1e-6 and not np.allclose(R0, R1)
+    da = env._free_adr("block")[1]
+    assert np.allclose(env.sim.data.qvel[da:da + 6], 0.0)  # at rest
+    won = False
+    for _ in range(env.horizon):
+        _, _, term, trunc, info = env.step(env.expert(0.0))
+        won = won or info["success"]
+        if term or trunc:
+            break
+    assert won
+    # lifted (in the air, or in a gripper): no knock, nothing moved
+    env.reset(seed=8)
+    env.set_object("block", [0.5, 0.1, 0.10])
+    lifted = env.object_pose("block")[0]
+    assert not env.disturb(rng)
+    np.testing.assert_allclose(env.object_pose("block")[0], lifted)
+
+
+def test_collect_with_disturbances_records_knocked_episodes(tmp_path):
+    from robot_ctrl.learning.collect import collect
+
+    r = collect("push", 3, tmp_path / "k.zarr", seed=0, progress=False, disturb=1.0)
+    # every kept episode was knocked (disturb 1.0) unless it succeeded before its knock's step
+    assert r.kept == 3 and 2 <= r.disturbed <= 3, (r.kept, r.disturbed)
+    r0 = collect("push", 3, tmp_path / "k0.zarr", seed=0, progress=False)
+    assert r0.disturbed == 0
+    with pytest.raises(ValueError, match="disturb must be a probability"):
+        collect("push", 1, tmp_path / "bad.zarr", disturb=1.5, progress=False)

@@ -50,6 +50,11 @@ class TaskAdapter:
     def expert(self, noise: float = 0.0) -> np.ndarray:
         raise NotImplementedError
 
+    def disturb(self, rng: np.random.Generator) -> np.ndarray | None:
+        """Knock the task's object to a nearby random place (demonstrations of recovery); the
+        new observation, or None where the task has no such disturbance or refuses it now."""
+        return None
+
     def close(self) -> None:
         pass
 
@@ -86,6 +91,11 @@ class RobotCtrlTask(TaskAdapter):
     def step(self, action):
         obs, _, term, trunc, info = self.env.step(np.asarray(action, dtype=np.float64))
         return StepResult(obs.astype(np.float64), bool(info["success"]), bool(term or trunc))
+
+    def disturb(self, rng):
+        if not hasattr(self.env, "disturb") or not self.env.disturb(rng):
+            return None
+        return self.env._obs().astype(np.float64)
 
     def expert(self, noise=0.0):
         a = self.env.expert(noise)

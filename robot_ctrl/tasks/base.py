@@ -252,5 +252,26 @@ class BlockTask(TaskEnv):
     def goal(self):
         return self.target.copy()
 
+    def disturb(self, rng: np.random.Generator, shift: float = 0.03, max_yaw: float = 0.6) -> bool:
+        """A shove for demonstrations of recovery (`robot-ctrl collect --disturb`): the block,
+        resting on the table, is moved by 1 cm to `shift` (m) in a random planar direction and
+        turned by up to `max_yaw` (rad), at rest, as a knock off the push line would leave it.
+        Refused (False, nothing moved) while the block is lifted or in the hand's way, or if the
+        new place would be within 3 cm of the hand or off the block's and target's area."""
+        pos, R = self.object_pose("block")
+        hand = self.ee()[0]
+        if pos[2] > self.half + 0.005 or np.linalg.norm(hand[:2] - pos[:2]) < self.half + 0.02 and hand[2] < 0.06:
+            return False
+        a = rng.uniform(0, 2 * np.pi)
+        new = pos[:2] + rng.uniform(0.01, shift) * np.array([np.cos(a), np.sin(a)])
+        lo = np.minimum(self.block_region[0], self.target_region[0]) - 0.05
+        hi = np.maximum(self.block_region[1], self.target_region[1]) + 0.05
+        if np.any(new < lo) or np.any(new > hi) or (np.linalg.norm(hand[:2] - new) < self.half + 0.03
+                                                     and hand[2] < 0.06):
+            return False
+        yaw = float(np.arctan2(R[1, 0], R[0, 0])) + rng.uniform(-max_yaw, max_yaw)
+        self.set_object("block", [*new, self.half], yaw)
+        return True
+
     def block_distance(self) -> float:
         return float(np.linalg.norm(self.object_pose("block")[0][:2] - self.target))
