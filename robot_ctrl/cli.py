@@ -231,7 +231,7 @@ def cmd_eval(args) -> int:
             kw["steps"] = args.sampler_steps
     out = args.out or "out/eval"
     r = evaluate(args.checkpoint, task=args.task, episodes=args.episodes, seed=args.seed, out=out,
-                 action_steps=args.action_steps, progress=not args.json, predict_kwargs=kw)
+                 action_steps=args.action_steps, progress=not args.json, predict_kwargs=kw, ensemble=args.ensemble)
     if args.json:
         print(json.dumps(r))
     else:
@@ -380,6 +380,9 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=10_000, help="first episode seed (training data uses 0...)")
     p.add_argument("--out", default=None, help="output directory (default out/eval)")
     p.add_argument("--action-steps", type=int, default=None, help="actions executed per chunk")
+    p.add_argument("--ensemble", type=float, default=None,
+                   help="temporal ensembling (ACT): average every live prediction of a step with weights "
+                        "exp(-M*i), oldest first (use with --action-steps 1)")
     p.add_argument("--sampler", default=None, choices=("ddim", "ddpm"), help="diffusion sampler")
     p.add_argument("--sampler-steps", type=int, default=None, help="diffusion: DDIM steps")
     p.add_argument("--json", action="store_true")

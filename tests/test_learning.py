@@ -227,3 +227,49 @@ def test_joint_space_policy_learns_reach(tmp_path):
     env.reset(seed=1)
     with pytest.raises(ValueError, match="9 finite joint positions"):
         env.step(np.zeros(10))
+
+
+def test_temporal_ensembling_averages_the_live_predictions_oldest_first():
+    """rollout(ensemble=m): each step executes the exp(-m i)-weighted mean of every prediction
+    made for it (i = 0 the oldest). Chunks here are constant, chunk k = k, so step t (t ≥ 3,
+    horizon 4, a prediction every step) averages k = t-3 .. t."""
+    from types import SimpleNamespace
+
+    from robot_ctrl.learning.envs import StepResult, TaskAdapter
+    from robot_ctrl.learning.evaluate import rollout
+
+    class Counter:
+        k = -1
+
+        def reset(self):
+            self.k = -1
+
+        def act(self, obs):
+            self.k += 1
+            return SimpleNamespace(actions=np.full((4, 1), float(self.k)))
+
+    class Recorder(TaskAdapter):
+        def __init__(self):
+            self.done_at, self.actions = 8, []
+
+        def reset(self, seed=None):
+            self.actions = []
+            return np.zeros(1)
+
+        def step(self, action):
+            self.actions.append(float(np.asarray(action)[0]))
+            return StepResult(np.zeros(1), False, len(self.actions) >= self.done_at)
+
+    env, m = Recorder(), 0.5
+    rollout(Counter(), env, 0, 1, ensemble=m)
+    w = np.exp(-m * np.arange(4))
+    want = [float(np.dot(w[:t + 1], np.arange(max(0, t - 3), t + 1)) / w[:t + 1].sum()) if t < 3
+            else float(np.dot(w, np.arange(t - 3, t + 1)) / w.sum()) for t in range(8)]
+    np.testing.assert_allclose(env.actions, want, atol=1e-12)
+    # m = 0: the plain mean; without ensembling: the newest chunk's own action
+    rollout(Counter(), env, 0, 1, ensemble=0.0)
+    np.testing.assert_allclose(env.actions[3:], [np.mean(np.arange(t - 3, t + 1)) for t in range(3, 8)])
+    rollout(Counter(), env, 0, 1)
+    assert env.actions == list(range(8))
+    with pytest.raises(ValueError, match="ensemble"):
+        evaluate(Counter(), episodes=1, ensemble=-1.0)

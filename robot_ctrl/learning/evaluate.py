@@ -2,7 +2,10 @@
 
 The policy is queried every `action_steps` steps (receding horizon: the first `action_steps`
 actions of each chunk are executed, then a new chunk is predicted from the newest
-observation). Reports the success rate with a 95 % Wilson interval, episode lengths and the
+observation). With `ensemble` (m ≥ 0, ACT's temporal ensembling, Zhao et al. 2023) every
+prediction covering a step is kept, and the executed action is their weighted mean with weights
+exp(−m·i), i = 0 for the oldest; rotations are averaged as 6-D vectors (the task
+orthonormalizes them). Reports the success rate with a 95 % Wilson interval, episode lengths and the
 per-chunk inference latency (p50/p99), and writes `eval.json` and `eval.png`.
 """
 from __future__ import annotations
@@ -28,15 +31,23 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
-def rollout(policy: Policy, adapter, seed: int, action_steps: int, predict_kwargs: dict | None = None):
+def rollout(policy: Policy, adapter, seed: int, action_steps: int, predict_kwargs: dict | None = None,
+            ensemble: float | None = None):
     obs = adapter.reset(seed=seed)
     policy.reset()
     latencies, steps, success = [], 0, False
+    held: list[tuple[int, np.ndarray]] = []  # ensemble: (first step, chunk actions) of the live predictions
     while True:
         t0 = time.perf_counter()
         chunk = policy.act(obs, **(predict_kwargs or {}))
         latencies.append(time.perf_counter() - t0)
-        for a in chunk.actions[:action_steps]:
+        if ensemble is not None:
+            held = [(t, c) for t, c in held if steps - t < len(c)] + [(steps, np.asarray(chunk.actions, float))]
+        for j, a in enumerate(chunk.actions[:action_steps]):
+            if ensemble is not None:  # oldest first: i = 0 gets weight 1
+                preds = np.stack([c[steps - t] for t, c in held if steps - t < len(c)])
+                w = np.exp(-ensemble * np.arange(len(preds)))
+                a = (w[:, None] * preds).sum(0) / w.sum()
             r = adapter.step(a)
             obs, steps = r.obs, steps + 1
             success = success or r.success
@@ -46,9 +57,12 @@ def rollout(policy: Policy, adapter, seed: int, action_steps: int, predict_kwarg
 
 def evaluate(policy: str | Path | Policy, task: str | None = None, episodes: int = 50, seed: int = 10_000,
              out: str | Path | None = None, action_steps: int | None = None, progress: bool = True,
-             predict_kwargs: dict | None = None, label: str | None = None, task_kwargs: dict | None = None) -> dict:
+             predict_kwargs: dict | None = None, label: str | None = None, task_kwargs: dict | None = None,
+             ensemble: float | None = None) -> dict:
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
+    if ensemble is not None and not (np.isfinite(ensemble) and ensemble >= 0):
+        raise ValueError(f"ensemble (temporal ensembling's m) must be a finite number ≥ 0, got {ensemble}")
     if isinstance(policy, Policy):
         task = task or policy.spec.task
         adapter = make_task(task, **(task_kwargs or {}))
@@ -72,7 +86,7 @@ def evaluate(policy: str | Path | Policy, task: str | None = None, episodes: int
         it = tqdm(it, desc=f"eval {policy.kind} on {task}", unit="ep")
     try:
         for ep in it:
-            s, n, l = rollout(policy, adapter, seed + ep, k, predict_kwargs)
+            s, n, l = rollout(policy, adapter, seed + ep, k, predict_kwargs, ensemble)
             results.append(bool(s))
             lengths.append(n)
             lat.extend(l)
@@ -84,7 +98,7 @@ def evaluate(policy: str | Path | Policy, task: str | None = None, episodes: int
         "policy": policy.kind, "label": label or policy.kind, "task": task, "checkpoint": ckpt,
         "episodes": episodes, "successes": wins, "success_rate": wins / episodes,
         "success_ci95": list(wilson(wins, episodes)), "mean_length": float(np.mean(lengths)),
-        "action_steps": k, "chunks": len(lat),
+        "action_steps": k, "ensemble": ensemble, "chunks": len(lat),
         "chunk_ms_p50": float(np.percentile(lat_ms, 50)), "chunk_ms_p99": float(np.percentile(lat_ms, 99)),
         "per_episode": results,
     }
