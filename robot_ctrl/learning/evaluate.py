@@ -43,7 +43,7 @@ def rollout(policy: Policy, adapter, seed: int, action_steps: int, predict_kwarg
         latencies.append(time.perf_counter() - t0)
         if ensemble is not None:
             held = [(t, c) for t, c in held if steps - t < len(c)] + [(steps, np.asarray(chunk.actions, float))]
-        for j, a in enumerate(chunk.actions[:action_steps]):
+        for a in chunk.actions[:action_steps]:
             if ensemble is not None:  # oldest first: i = 0 gets weight 1
                 preds = np.stack([c[steps - t] for t, c in held if steps - t < len(c)])
                 w = np.exp(-ensemble * np.arange(len(preds)))

@@ -221,10 +221,6 @@ class JointOrder:
         return q, v
 
 
-# (at the end: validation imports JointStateError from here)
-import robot_ctrl.ros.validation as _validation  # noqa: E402
-
-
 class ClockJumps:
     """Counts (`count`, for /diagnostics) and logs the jumps of a node's clock: forward by more
     than `forward_s`, or backward at all (with use_sim_time: a /clock that leaps or goes back,
@@ -247,3 +243,7 @@ class ClockJumps:
         self.count += 1
         self._log("clock", f"the node clock jumped {jump.delta.nanoseconds * 1e-9:+.3f} s (use_sim_time: /clock)",
                   "warning")
+
+
+# (at the end: validation imports JointStateError from here)
+import robot_ctrl.ros.validation as _validation  # noqa: E402

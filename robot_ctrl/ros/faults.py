@@ -412,7 +412,8 @@ def _after_jump(probe, t_jump: float) -> dict:
 def _clock_jump(probe, procs, plist, node) -> dict:
     """Under use_sim_time: for 50 ms a second /clock source 1 s ahead of the simulator's, then
     the simulator's own clock alone (jumps forward and back). The nodes' clocks, timers and
-    stamp checks all see it; the watchdogs run on the steady clock."""
+    stamp checks all see it; the watchdogs run on it too (watchdog_clock auto under
+    use_sim_time)."""
     from rosgraph_msgs.msg import Clock
 
     from robot_ctrl.ros.common import CLOCK_QOS
