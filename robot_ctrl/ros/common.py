@@ -51,7 +51,9 @@ class PolicyWatch:
             self.seen, self.lost = True, False
             if was_lost and self.on_back is not None:
                 self.on_back()
-        elif self.seen and not self.lost:
+        # a writer that was alive went (counted down from alive, or up into not-alive): a policy
+        # seen alive even if its own "alive" event was merged into this one before it was taken
+        elif (self.seen or event.alive_count_change < 0 or event.not_alive_count_change > 0) and not self.lost:
             self.lost = True
             self.losses += 1
             self.on_lost()
@@ -222,27 +224,42 @@ class JointOrder:
 
 
 class ClockJumps:
-    """Counts (`count`, for /diagnostics) and logs the jumps of a node's clock: forward by more
-    than `forward_s`, or backward at all (with use_sim_time: a /clock that leaps or goes back,
-    a simulator reset). `log`: a `LogThrottle`. Keep the object: the jump callback lives as
-    long as it does. What a jump means for a node's timing is the node's business; the
+    """Counts (`count`, for /diagnostics) and logs the jumps of a node's clock under
+    use_sim_time: a /clock that leaps forward by more than `forward_s` or goes back at all (a
+    simulator reset). `log`: a `LogThrottle`. Without use_sim_time it counts nothing (the node
+    clock is the system clock).
+
+    It watches /clock itself, one message after the other, rather than through an rcl jump
+    callback: rclpy calls those from inside the time source's /clock callback through
+    pybind11, and in CI one of those calls failed ("Unable to convert call argument '0' to
+    Python object") and took the controller down with it on a simulator reset. A count must
+    never cost the node. What a jump means for a node's timing is the node's business; the
     controller times chunks by the joint states' stamps, the safety filter's watchdogs run on
     `watchdog_clock`."""
 
     def __init__(self, node: Node, log, forward_s: float = 0.1):
-        from rclpy.clock import JumpThreshold
-        from rclpy.duration import Duration
-
         self.count = 0
         self._log = log
-        threshold = JumpThreshold(min_forward=Duration(nanoseconds=int(forward_s * 1e9)),
-                                  min_backward=Duration(nanoseconds=-1), on_clock_change=False)
-        self._handle = node.get_clock().create_jump_callback(threshold, post_callback=self._on_jump)
+        self._forward_ns = int(forward_s * 1e9)
+        self._last_ns: int | None = None
+        self._sub = None
+        if node.get_parameter("use_sim_time").value:
+            from rosgraph_msgs.msg import Clock
 
-    def _on_jump(self, jump) -> None:
-        self.count += 1
-        self._log("clock", f"the node clock jumped {jump.delta.nanoseconds * 1e-9:+.3f} s (use_sim_time: /clock)",
-                  "warning")
+            # depth 20 (40 ms of a 500 Hz /clock): a node held up for a moment takes every
+            # message after it, so the hold-up is not miscounted as a leap forward
+            self._sub = node.create_subscription(Clock, "/clock", self.on_clock,
+                                                 QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE))
+
+    def on_clock(self, msg) -> None:
+        ns = msg.clock.sec * 1_000_000_000 + msg.clock.nanosec
+        last, self._last_ns = self._last_ns, ns
+        if last is None:
+            return
+        delta = ns - last
+        if delta < 0 or delta > self._forward_ns:
+            self.count += 1
+            self._log("clock", f"the node clock jumped {delta * 1e-9:+.3f} s (use_sim_time: /clock)", "warning")
 
 
 # (at the end: validation imports JointStateError from here)

@@ -58,7 +58,17 @@ def start(executable: str, params_file: str, overrides: dict | None = None, rema
         cmd += ["-p", f"{k}:={v}"]
     for k, v in (remap or {}).items():
         cmd += ["-r", f"{k}:={v}"]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    # ROBOT_CTRL_FAULT_LOGS=DIR: each node's output to DIR/<executable>.log (else discarded)
+    logs = os.environ.get("ROBOT_CTRL_FAULT_LOGS")
+    out = subprocess.DEVNULL
+    if logs:
+        Path(logs).mkdir(parents=True, exist_ok=True)
+        out = open(Path(logs) / f"{executable}.log", "w")  # noqa: SIM115 (the child holds it)
+    try:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
+    finally:
+        if out is not subprocess.DEVNULL:
+            out.close()
 
 
 def stop_all(procs) -> None:
@@ -99,8 +109,10 @@ class Probe:
         self.node = node
         self.ik = DiffIK(robot)
         self.names = list(robot.joint_names)
-        self.hands: list[tuple[float, np.ndarray]] = []   # (monotonic, hand position)
-        self.state_rx: list[float] = []
+        # (state stamp in s, hand position): kinematics on the robot's own timeline, so that this
+        # process being held up (its receipts bunched) does not bend speeds and distances
+        self.hands: list[tuple[float, np.ndarray]] = []
+        self.state_rx: list[float] = []                   # (monotonic) receipt of each state
         self.last_state = None
         self._stamp = -1
         self.metrics: list[tuple[float, list]] = []       # (monotonic, [t, h_min, |du|, solve_us, status])
@@ -141,7 +153,7 @@ class Probe:
         now = time.monotonic()
         self.state_rx.append(now)
         self.last_state = m
-        self.hands.append((now, self.ik.ee_pose(q)[0].copy()))
+        self.hands.append((stamp * 1e-9, self.ik.ee_pose(q)[0].copy()))
 
     def spin(self, seconds: float, until=None, procs=()) -> bool:
         import rclpy
@@ -159,19 +171,37 @@ class Probe:
     def hand(self) -> np.ndarray:
         return self.hands[-1][1]
 
+    def hand_at(self, stamp: float) -> np.ndarray:
+        """The hand at the newest state stamped at or before `stamp` (s)."""
+        for t, p in reversed(self.hands):
+            if t <= stamp + 1e-9:
+                return p
+        return self.hands[0][1]
+
+    def last_stamp(self) -> float:
+        return self.hands[-1][0] if self.hands else -np.inf
+
+    def velocity(self, window: float = 0.1) -> np.ndarray:
+        """The hand's mean velocity over the last `window` s of states (zero before there are)."""
+        if len(self.hands) >= 2:
+            t1, p1 = self.hands[-1]
+            for t0, p0 in reversed(self.hands):
+                if t1 - t0 >= window:
+                    return (p1 - p0) / (t1 - t0)
+        return np.zeros(3)
+
     def speed(self, window: float = 0.1) -> float:
-        if len(self.hands) < 2:
-            return 0.0
-        t1, p1 = self.hands[-1]
-        for t0, p0 in reversed(self.hands):
-            if t1 - t0 >= window:
-                return float(np.linalg.norm(p1 - p0) / (t1 - t0))
-        return 0.0
+        return float(np.linalg.norm(self.velocity(window)))
 
     def first_braking_after(self, t: float, statuses=BRAKING) -> float | None:
+        m = self.first_braking_metric_after(t, statuses)
+        return None if m is None else m[0]
+
+    def first_braking_metric_after(self, t: float, statuses=BRAKING):
+        """(receipt time, metric) of the first braking command received at or after `t`."""
         for tm, m in self.metrics:
             if tm >= t and m[4] in statuses:
-                return tm
+                return tm, m
         return None
 
     def settle(self, procs, timeout: float = 5.0, still: float = 0.002) -> float:
@@ -209,8 +239,14 @@ def _graph(backend: str, tmp: Path, backend_extra: dict | None = None, sim_time:
 
 
 def _moving(probe: Probe, procs, timeout: float = 60.0) -> bool:
-    """Wait until the arm moves steadily under the policy's chunks."""
-    ok = probe.spin(timeout, until=lambda: probe.speed(0.2) > 0.02 and len(probe.metrics) > 100, procs=procs)
+    """Wait until the arm moves steadily under the policy's chunks: the policy node is up and
+    the safety filter has seen its liveliness (a loaded machine starts the policy node last: an
+    arm settling at start-up is not yet its motion), and the hand goes the operator's way (+y)."""
+    def going() -> bool:
+        return (probe.velocity(0.2)[1] > 0.02 and len(probe.metrics) > 100
+                and probe.safety_diag.get("policy_seen") == "True")
+
+    ok = probe.spin(timeout, until=going, procs=procs)
     probe.spin(0.5, procs=procs)
     return ok
 
@@ -258,39 +294,58 @@ def run(scenario: str, backend: str = "sim") -> dict:
 # -- scenarios -------------------------------------------------------------------------------
 def _policy_kill(probe, procs, plist, node) -> dict:
     # the cost of a short lease: losses while the policy was alive (a starved DDS thread)
-    losses_before = int(probe.safety_diag.get("policy_losses", 0))
+    diag0 = probe.fresh_safety_diag()
+    losses_before = int(diag0.get("policy_losses", 0))
     p_kill = probe.hand().copy()
     speed = probe.speed(0.2)
     t_kill = time.monotonic()
     procs["policy"].send_signal(signal.SIGKILL)
-    probe.spin(0.5, until=lambda: probe.first_braking_after(t_kill) is not None, procs=plist)
-    t_brake = probe.first_braking_after(t_kill)
+    # noticed: the safety filter saw the policy's liveliness go (not a late-state brake that
+    # happened to come then); its diagnostics count it and name the state it braked on
+    noticed = probe.spin(3.0, until=lambda: int(probe.safety_diag.get("policy_losses", 0)) > losses_before
+                         and "policy_lost_state_stamp" in probe.safety_diag, procs=plist)
     t_rest = probe.settle(plist)
-    dist = float(np.linalg.norm(probe.hand() - p_kill))
+    lost_at = float(probe.safety_diag["policy_lost_state_stamp"]) if noticed else None
+    # the loss's brake: the first braking command answering that state or a later one
+    first = next(((tm, m) for tm, m in probe.metrics if tm >= t_kill and m[4] in BRAKING
+                  and (lost_at is None or m[0] >= lost_at - 1e-6)), None)
+    # the stopping distance from the state the safety filter had when it braked (its stamp,
+    # the robot's own timeline) to rest; from the hand this process had at the kill as well
+    # (that one adds the motion until the loss was noticed, and what this process had not yet
+    # taken when it sent the kill)
+    p_brake = probe.hand_at(lost_at) if lost_at is not None else p_kill
+    dist = float(np.linalg.norm(probe.hand() - p_brake))
     drift = _drift(probe, plist)
-    return {"ok": t_brake is not None and drift < 0.005, "hand_speed_m_s": speed,
-            "losses_while_alive": losses_before,
-            "kill_to_brake_ms": None if t_brake is None else 1e3 * (t_brake - t_kill),
-            "stopping_distance_mm": 1e3 * dist, "stopping_time_ms": 1e3 * (t_rest - t_kill),
-            "drift_while_held_mm": 1e3 * drift}
+    return {"ok": noticed and first is not None and drift < 0.005, "hand_speed_m_s": speed,
+            "losses_while_alive": losses_before, "noticed": bool(noticed),
+            "kill_to_brake_ms": None if first is None else 1e3 * (first[0] - t_kill),
+            "stopping_distance_mm": 1e3 * dist, "kill_to_rest_mm": 1e3 * float(np.linalg.norm(probe.hand() - p_kill)),
+            "stopping_time_ms": 1e3 * (t_rest - t_kill), "drift_while_held_mm": 1e3 * drift}
 
 
 def _state_stall(probe, procs, plist, node) -> dict:
     # the cost of a tight timeout: brakes on a late state while nothing had stalled
-    before = int(probe.safety_diag.get("state_watchdog_brakes", 0))
-    states_before = int(probe.safety_diag.get("states", 0))
+    diag0 = probe.fresh_safety_diag()
+    before = int(diag0.get("state_watchdog_brakes", 0))
+    states_before = int(diag0.get("states", 0))
     t_stop = time.monotonic()
     procs["backend"].send_signal(signal.SIGSTOP)
     probe.spin(0.5, procs=plist)
-    last_state = max(probe.state_rx) if probe.state_rx else t_stop
-    t_brake = probe.first_braking_after(last_state)
-    braking = [m for tm, m in probe.metrics if tm > last_state + 0.05]
-    probe.spin(1.5, until=lambda: "state_watchdog_delay_periods" in probe.safety_diag, procs=plist)
+    # the commands that answer the last state (a metric carries the stamp of the state it
+    # answers): at most the nominal ones before the deadline, then only brakes. Matched by stamp,
+    # not by when they reached this process: a held-up probe takes its queues in any order
+    last = probe.last_stamp()
+    t_last_rx = probe.state_rx[-1] if probe.state_rx else t_stop
+    answers = [(tm, m) for tm, m in probe.metrics if abs(m[0] - last) < 1e-6]
+    k_brake = next((k for k, (_, m) in enumerate(answers) if m[4] in BRAKING), None)
+    braking = answers[k_brake:] if k_brake is not None else []
+    probe.spin(3.0, until=lambda: "state_watchdog_delay_periods" in probe.safety_diag
+               and int(probe.safety_diag.get("state_watchdog_brakes", 0)) > before, procs=plist)
     inside = probe.safety_diag.get("state_watchdog_delay_periods")
     procs["backend"].send_signal(signal.SIGCONT)
     resumed = probe.spin(3.0, until=lambda: probe.metrics and probe.metrics[-1][1][4] == 0.0, procs=plist)
-    delay = None if t_brake is None else t_brake - last_state
-    return {"ok": t_brake is not None and all(m[4] in BRAKING for m in braking) and resumed,
+    delay = None if k_brake is None else max(0.0, answers[k_brake][0] - t_last_rx)
+    return {"ok": k_brake is not None and all(m[4] in BRAKING for _, m in braking) and resumed,
             # in the safety filter: its last state -> its brake (node clock), the watchdog itself
             "watchdog_delay_periods": None if inside is None else float(inside),
             "state_brakes_before_the_stall": before, "states_before_the_stall": states_before,

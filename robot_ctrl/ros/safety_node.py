@@ -146,6 +146,7 @@ class SafetyNode(ManagedNode):
         self.stop_since = None  # node clock time of the latest stop
         self.last_cmd = None  # the last published command (finite)
         self.state_brake_delay_s = None  # last state -> the latest state-watchdog brake
+        self.policy_lost_stamp = None  # stamp of the state in hand when the latest policy loss braked
         self._t_pub = -np.inf  # watchdog clock of the last published command
         # publish times (watchdog clock), a ring read at each diagnostics: the busiest 50 ms
         self._pub_ring = np.full(2048, -np.inf)
@@ -335,6 +336,7 @@ class SafetyNode(ManagedNode):
         self._log("6", "policy lost (no liveliness within the 16 ms lease): braking and holding", "warning")
         if self.active and not self.estop:
             self.counts["policy_brakes"] += 1
+            self.policy_lost_stamp = self.t_state
             self._brake("brake")
 
     def _on_policy_back(self) -> None:
@@ -416,8 +418,11 @@ class SafetyNode(ManagedNode):
         values = dict(self.counts)
         values.update(stamp_jumps=self.stamps.jumps, stamp_resets=self.stamps.resets,
                       duplicate_states=self.stamps.duplicates, clock_jumps=self.clock_jumps.count,
-                      policy_losses=self.policy.losses if self.policy is not None else 0)
+                      policy_losses=self.policy.losses if self.policy is not None else 0,
+                      policy_seen=self.policy is not None and self.policy.seen)
         values.update(self._output_rate())
+        if self.policy_lost_stamp is not None:  # (s, the robot's clock: where the stop began)
+            values["policy_lost_state_stamp"] = f"{self.policy_lost_stamp:.9f}"
         if self.state_brake_delay_s is not None:
             values["state_watchdog_delay_periods"] = f"{self.state_brake_delay_s / self.dt:.3f}"
         values.update(estop_latched=self.estop, watchdog_braking=self._watchdog_active, rows=self.filter.m,
