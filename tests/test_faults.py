@@ -7,12 +7,32 @@ from __future__ import annotations
 
 import pytest
 
-from robot_ctrl.ros.faults import run
+from robot_ctrl.ros.faults import run, run_many, sequences
+
+# one graph per backend for the scenarios it can take in turn (one start-up each, not one per
+# scenario); each scenario waits for the arm to move under the policy again first
+# (in the bench's order, robot_ctrl.ros.faults.SHARED_ORDER)
+SEQUENCES = {"fake": ["stamp_jump", "state_stall", "estop", "storm", "policy_kill"],
+             "sim": ["stamp_jump", "command_stall", "policy_kill"]}
+_results: dict = {}
+
+
+def result(scenario: str, backend: str) -> dict:
+    if backend not in _results:
+        try:
+            _results[backend] = {r["scenario"]: r for r in run_many(SEQUENCES[backend], backend)}
+        except Exception as exc:  # noqa: BLE001 (once, not again in every test of the backend)
+            _results[backend] = exc
+    if isinstance(_results[backend], Exception):
+        raise _results[backend]
+    r = _results[backend][scenario]
+    assert "error" not in r, r
+    return r
 
 
 @pytest.mark.parametrize("backend", ["sim", "fake"])
 def test_killed_policy_the_safety_filter_brakes_and_holds(backend):
-    r = run("policy_kill", backend)
+    r = result("policy_kill", backend)
     assert r["noticed"], r  # the safety filter saw the policy's liveliness go (its diagnostics)
     assert r["kill_to_brake_ms"] is not None, r  # and braked
     assert r["kill_to_brake_ms"] < 500.0, r  # (the 20 ms target is the bench's; a loaded CI machine is slow)
@@ -21,7 +41,7 @@ def test_killed_policy_the_safety_filter_brakes_and_holds(backend):
 
 
 def test_stalled_state_stream_the_watchdog_brakes():
-    r = run("state_stall", "fake")
+    r = result("state_stall", "fake")
     assert r["last_state_to_brake_ms"] is not None and r["last_state_to_brake_ms"] < 100.0, r
     assert r["commands_while_stalled"] > 0, r  # every command while stalled brakes
     # the safety filter's own figure (last state -> its brake) is reported; the 2-period target
@@ -31,13 +51,13 @@ def test_stalled_state_stream_the_watchdog_brakes():
 
 
 def test_stalled_command_stream_holds_position():
-    r = run("command_stall", "sim")
+    r = result("command_stall", "sim")
     assert r["stall_to_brake_ms"] is not None and r["stall_to_brake_ms"] < 100.0, r
     assert r["drift_while_held_mm"] < 2.0, r
 
 
 def test_message_storm_keeps_queues_and_latency_bounded():
-    r = run("storm", "fake")
+    r = result("storm", "fake")
     assert r["storm_rate_x"] >= 10.0 and r["storm_msgs_per_s"] > 500.0, r  # a real storm reached the nodes
     assert r["rss_growth_mb"] < 50.0, r
     assert r["latency_ms_p99_during"] < 200.0, r
@@ -46,7 +66,7 @@ def test_message_storm_keeps_queues_and_latency_bounded():
 
 @pytest.mark.parametrize("backend", ["sim", "fake"])
 def test_a_jumped_stamp_gives_no_burst_no_stall_and_no_nan(backend):
-    r = run("stamp_jump", backend)
+    r = result("stamp_jump", backend)
     assert r["finite"], r
     assert r["output_busiest_50ms"] <= 1.5 * r["output_typical_50ms"] + 3, r  # one per state: no burst
     assert r["braking_commands_after"] < 50, r  # no watchdog stall behind the jumped stamp
@@ -54,7 +74,7 @@ def test_a_jumped_stamp_gives_no_burst_no_stall_and_no_nan(backend):
 
 
 def test_estop_no_motion_until_reset_with_fresh_state():
-    r = run("estop", "fake")
+    r = result("estop", "fake")
     assert r["motion_commands_after_stop"] == 0, r
     assert r["estop_to_stop_ms"] is not None and r["stopping_distance_mm"] < 20.0, r
     assert r["reset_accepted"] and r["resumed"], r
@@ -65,6 +85,21 @@ def test_unknown_scenario_or_backend_is_named():
         run("meteor")
     with pytest.raises(ValueError, match="unknown backend 'mars'"):
         run("estop", "mars")
+    with pytest.raises(ValueError, match="'policy_kill' ends the policy: it must come last"):
+        run_many(["policy_kill", "estop"], "fake")
+    with pytest.raises(ValueError, match="'clock_jump' runs the graph under use_sim_time: run it alone"):
+        run_many(["estop", "clock_jump"], "sim")
+    with pytest.raises(ValueError, match="no fault scenario"):
+        run_many([], "sim")
+
+
+def test_the_bench_groups_every_scenario_into_three_graphs():
+    seqs = sequences()
+    assert [b for b, _ in seqs] == ["sim", "sim", "fake"]
+    assert seqs[1][1] == ["clock_jump"] and all(seq[-1] == "policy_kill" for _, seq in (seqs[0], seqs[2]))
+    assert sorted(s for _, seq in seqs for s in seq) == sorted(
+        ["policy_kill", "state_stall", "command_stall", "storm", "stamp_jump", "estop"] * 2 + ["clock_jump"])
+    assert sequences(["estop"], ["fake"]) == [("fake", ["estop"])]
 
 
 def test_a_clock_jump_under_sim_time_is_detected_with_no_burst_and_no_nan():

@@ -60,7 +60,6 @@ import time
 import warnings
 
 import numpy as np
-from scipy import linalg, optimize
 
 from robot_ctrl.model.robot import RobotModel
 from robot_ctrl.safety.constraints import Constraint
@@ -164,6 +163,8 @@ class GPResidual:
 
     @staticmethod
     def _eig(R):
+        from scipy import linalg  # (the fit only: a safety filter process does not load it)
+
         lam, U = linalg.eigh(R, check_finite=False)
         return np.maximum(lam, 0.0), U
 
@@ -175,7 +176,7 @@ class GPResidual:
         R = self._corr(Xs, np.einsum("ij,ij->i", Xs, Xs))
         try:
             lam, U = self._eig(R)
-        except linalg.LinAlgError:
+        except np.linalg.LinAlgError:  # (scipy.linalg's is this one)
             return 1e25, np.zeros_like(theta)
         sf2, sn2 = np.exp(2.0 * theta[d:d + p]), np.exp(2.0 * theta[d + p:])
         D = sf2 * lam[:, None] + sn2  # (N, p): eigenvalues of every output's K_j + σ_n,j² I
@@ -200,6 +201,8 @@ class GPResidual:
         bounds = [(np.log(1e-2 * s), np.log(1e3 * s)) for s in spread] + \
                  [(np.log(1e-2), np.log(1e2))] * p + [(np.log(1e-4), np.log(1e1))] * p
         lo, hi = np.array(bounds).T
+        from scipy import optimize
+
         res = optimize.minimize(self._nll, np.clip(theta0, lo, hi), args=(X, Yn), jac=True,
                                 method="L-BFGS-B", bounds=bounds, options={"maxiter": self.max_iter})
         return res.x if np.all(np.isfinite(res.x)) else np.clip(theta0, lo, hi)
