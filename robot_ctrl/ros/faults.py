@@ -318,21 +318,24 @@ def run_many(scenarios, backend: str = "sim") -> list[dict]:
 
 
 # the order on a shared graph: the stamp jump first (its burst check compares with the filter's
-# output over its last ~4 s, which a stall or a storm before it would lower), the storm late (it
-# saturates the machine), the policy kill last (it ends the policy)
-SHARED_ORDER = ("stamp_jump", "state_stall", "command_stall", "estop", "storm", "policy_kill")
+# output over its last ~4 s, which a stall or a storm before it would lower), the storm last (it
+# saturates the machine)
+SHARED_ORDER = ("stamp_jump", "state_stall", "command_stall", "estop", "storm")
+# on a graph of their own: the policy kill ends the policy, and its kill -> brake figure (the
+# 20 ms target) is measured on a fresh graph (after a storm DDS liveliness had flapped and the
+# brake came at 60 ms once); the clock jump runs under use_sim_time
+ALONE = ("policy_kill", "clock_jump")
 
 
 def sequences(scenarios=SCENARIOS, backends=BACKENDS) -> list[tuple[str, list[str]]]:
-    """The scenarios grouped into as few graphs as they allow: per backend, one graph for all
-    but clock_jump (policy_kill last), and clock_jump on a graph of its own."""
+    """The bench's graphs: per backend one for the scenarios of SHARED_ORDER, then one for each
+    of ALONE (clock_jump on sim only)."""
     out = []
     for b in backends:
         shared = [s for s in SHARED_ORDER if s in scenarios]
         if shared:
             out.append((b, shared))
-        if b == "sim":
-            out += [(b, [s]) for s in SCENARIOS if s in SIM_ONLY and s in scenarios]
+        out += [(b, [s]) for s in ALONE if s in scenarios and (b == "sim" or s not in SIM_ONLY)]
     return out
 
 
