@@ -57,7 +57,7 @@ def cmd_demo(args) -> int:
     from robot_ctrl.paths import checkpoint_path
 
     summary = run_demo(out=args.out, robot=args.robot, mode=args.mode, timing=args.timing,
-                       video=not args.no_video, segment_s=args.segment_s)
+                       video=not args.no_video, segment_s=args.segment_s, gif_fps=args.gif_fps)
     ok = summary["ok"]
     ckpt = Path(args.checkpoint) if args.checkpoint else checkpoint_path("carp_pick_place.safetensors")
     if args.policy_episodes > 0 and args.robot == "panda" and args.mode == "effort":
@@ -67,7 +67,7 @@ def cmd_demo(args) -> int:
             raise FileNotFoundError(f"policy checkpoint {ckpt} not found (train one: robot-ctrl train --policy carp "
                                     f"--task pick_place; or pass --policy-episodes 0)")
         summary["policy"] = run_policy_episodes(ckpt, Path(args.out) / "policy", episodes=args.policy_episodes,
-                                                video=not args.no_video)
+                                                video=not args.no_video, gif_fps=args.gif_fps)
         ok = ok and summary["policy"]["ok"]
         (Path(args.out) / "summary.json").write_text(json.dumps(summary, indent=2))
     if args.json:
@@ -257,6 +257,8 @@ def main(argv=None) -> int:
     _stack_args(p, "realtime")
     p.add_argument("--out", default="out/demo", help="output directory")
     p.add_argument("--no-video", action="store_true", help="skip the GIF")
+    p.add_argument("--gif-fps", type=float, default=15.0,
+                   help="frames per second of the GIFs (fewer: rendered faster, smaller files)")
     p.add_argument("--segment-s", type=float, default=2.0, help="seconds between waypoints")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--policy-episodes", type=int, default=3,

@@ -47,8 +47,16 @@ def demo_waypoints(robot, safety_config: str = "") -> tuple[np.ndarray, list[str
     return np.array(W), labels
 
 
+def _gif_fps(fps: float) -> float:
+    fps = float(fps)
+    if not (0.5 <= fps <= 60.0):
+        raise ValueError(f"gif_fps must be in [0.5, 60] frames per second, got {fps}")
+    return fps
+
+
 def run_demo(out="out/demo", robot="panda", mode="effort", timing="realtime", video=True,
-             segment_s=2.0, quiet=False) -> dict:
+             segment_s=2.0, quiet=False, gif_fps: float = 15.0) -> dict:
+    _gif_fps(gif_fps)  # a bad value stops here, not after the run
     os.environ.setdefault("MUJOCO_GL", "egl")
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
@@ -159,7 +167,7 @@ def run_demo(out="out/demo", robot="panda", mode="effort", timing="realtime", vi
     plot_safety(safety, safety_png, title=f"{model.name} {mode}: safety filter at work")
     summary["safety_plot"] = str(safety_png)
     if video:
-        fps = 15.0
+        fps = _gif_fps(gif_fps)
         every = max(1, int(round(1.0 / (fps * np.median(np.diff(js["t"]))))))
         try:
             gif = out / "demo.gif"

@@ -20,7 +20,11 @@ TASK_SAFETY = "panda_tasks"
 
 
 def run_policy_episodes(checkpoint: str | Path, out: str | Path, task: str | None = None, episodes: int = 3,
-                        seed: int = 2000, video: bool = True, quiet: bool = False, wall_limit_s: float = 900.0) -> dict:
+                        seed: int = 2000, video: bool = True, quiet: bool = False, wall_limit_s: float = 900.0,
+                        gif_fps: float = 15.0) -> dict:
+    from robot_ctrl.demo import _gif_fps
+
+    _gif_fps(gif_fps)  # a bad value stops here, not after the episodes
     os.environ.setdefault("MUJOCO_GL", "egl")
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
@@ -130,7 +134,7 @@ def run_policy_episodes(checkpoint: str | Path, out: str | Path, task: str | Non
         "safety_counts": safety_counts, "bag": str(bag),
     }
     if video:
-        summary["video"] = _episode_gif(bag, robot, objects, task, seed, out / f"{task}.gif")
+        summary["video"] = _episode_gif(bag, robot, objects, task, seed, out / f"{task}.gif", gif_fps)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     if not quiet:
         print(f"{kind} on {task} through the ROS graph: {summary['successes']}/{summary['episodes']} episodes "
@@ -140,7 +144,7 @@ def run_policy_episodes(checkpoint: str | Path, out: str | Path, task: str | Non
     return summary
 
 
-def _episode_gif(bag: Path, robot, objects, task: str, seed: int, path: Path) -> str | None:
+def _episode_gif(bag: Path, robot, objects, task: str, seed: int, path: Path, fps: float = 15.0) -> str | None:
     """The first episode of the bag as a GIF, with the task's objects (and target) in place."""
     import gymnasium as gym
 
@@ -172,7 +176,9 @@ def _episode_gif(bag: Path, robot, objects, task: str, seed: int, path: Path) ->
         st, P = st[:first], P[:first]
         idx = np.clip(np.searchsorted(st, t, side="right") - 1, 0, len(st) - 1)
         scene_state["objects"][b] = P[idx]
-    fps = 15.0
+    from robot_ctrl.demo import _gif_fps
+
+    fps = _gif_fps(fps)
     every = max(1, int(round(1.0 / (fps * np.median(np.diff(t)))))) if len(t) > 1 else 1
     try:
         render_gif(robot, q, path, fps=fps, scene=env.scene, every=every, **scene_state)

@@ -18,7 +18,7 @@ CLI = str(Path(sys.executable).parent / "robot-ctrl")
 def test_demo_writes_bag_plot_gif_and_summary(tmp_path):
     out = tmp_path / "demo"
     proc = subprocess.run([CLI, "demo", "--out", str(out), "--timing", "lockstep", "--segment-s", "1.0",
-                           "--policy-episodes", "1", "--json"], capture_output=True, text=True, timeout=400)
+                           "--policy-episodes", "1", "--gif-fps", "4", "--json"], capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["ok"] and summary["rejected_messages"] == 0
@@ -97,6 +97,13 @@ def test_unknown_robot_stops_startup_with_a_clear_error(tmp_path):
     assert proc.returncode != 0
     assert "no_such_bot.yaml" in proc.stderr + proc.stdout
     assert "Traceback" not in proc.stderr
+
+
+def test_a_bad_gif_rate_stops_the_demo_before_it_runs(tmp_path):
+    proc = subprocess.run([CLI, "demo", "--out", str(tmp_path / "d"), "--gif-fps", "0"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "gif_fps must be in [0.5, 60]" in proc.stderr + proc.stdout, proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "d" / "bag").exists()
 
 
 def test_bench_teleop_json():
