@@ -54,7 +54,7 @@ def train(model: CARP, stage: str, batches, steps: int, lr: float) -> list[dict]
 
 @pytest.fixture(scope="module")
 def tokenized():
-    """A CARP whose tokenizer is trained on smooth chunks (400 steps), with its training log."""
+    """A CARP whose tokenizer is trained on smooth chunks (250 steps), with its training log."""
     torch.manual_seed(0)
     model = CARP(OBS, A, H, **TOK, **TINY)
     data = smooth_chunks(2048, seed=0)
@@ -63,7 +63,7 @@ def tokenized():
     def batches(_):
         return None, data[torch.randint(0, len(data), (64,), generator=g)]
 
-    logs = train(model, "tokenizer", batches, steps=400, lr=3e-3)
+    logs = train(model, "tokenizer", batches, steps=250, lr=3e-3)
     return model, logs
 
 
