@@ -70,3 +70,37 @@ def diag_values(msgs, name: str) -> dict:
             if st.name == name:
                 return {kv.key: kv.value for kv in st.values}
     return {}
+
+
+class Refusals:
+    """Start-up refusals of one node executable (bad parameters), all started together at the
+    first ask, so that their start-ups (imports, model loading) overlap instead of queueing:
+    `result(params)` -> (return code, output) of the process started with those overrides."""
+
+    def __init__(self, executable: str, params_file: str, param_sets):
+        self.executable, self.params_file = executable, params_file
+        self.param_sets = [dict(p) for p in param_sets]
+        self._procs: list | None = None
+        self._done: dict[int, tuple[int, str]] = {}
+
+    def result(self, params: dict, timeout: float = 90.0) -> tuple[int, str]:
+        k = self.param_sets.index(dict(params))
+        if self._procs is None:
+            self._procs = [start_node(self.executable, self.params_file, p) for p in self.param_sets]
+        if k not in self._done:
+            proc = self._procs[k]
+            try:
+                out, _ = proc.communicate(timeout=timeout)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            self._done[k] = (proc.returncode, out.decode(errors="replace"))
+        return self._done[k]
+
+    def close(self) -> None:
+        """Stop what is still running (a node that did not refuse, or one no test asked for)."""
+        for proc in self._procs or []:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

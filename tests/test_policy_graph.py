@@ -16,7 +16,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import MultiDOFJointTrajectory
 
 from robot_ctrl.paths import checkpoint_path
-from rosgraph import diag_values, spin_until, start_node, stop
+from rosgraph import Refusals, diag_values, spin_until, start_node, stop
 
 CKPT = checkpoint_path("mlp_reach.safetensors")
 SEED, EPISODES = 700, 6
@@ -136,17 +136,22 @@ def test_policy_node_holds_on_a_nan_observation(ros):
         stop(procs)
 
 
-@pytest.mark.parametrize("params, message", [
+BAD_CHECKPOINTS = [
     ({"checkpoint": "/nonexistent.safetensors"}, "checkpoint not found"),
     ({"checkpoint": str(CKPT), "task": "push"}, "observation size"),
     ({"checkpoint": str(CKPT), "task": "stack"}, "not a robot_ctrl task"),
-])
-def test_policy_node_refuses_a_missing_or_mismatched_checkpoint(params, message):
-    proc = start_node("policy_node", "policy.yaml", params)
-    try:
-        out, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode != 0
-    assert message in out.decode(errors="replace")
+]
+
+
+@pytest.fixture(scope="module")
+def refusals():
+    r = Refusals("policy_node", "policy.yaml", [p for p, _ in BAD_CHECKPOINTS])
+    yield r
+    r.close()
+
+
+@pytest.mark.parametrize("params, message", BAD_CHECKPOINTS)
+def test_policy_node_refuses_a_missing_or_mismatched_checkpoint(refusals, params, message):
+    code, out = refusals.result(params)
+    assert code != 0
+    assert message in out, out

@@ -22,7 +22,7 @@ from trajectory_msgs.msg import MultiDOFJointTrajectory
 from robot_ctrl.paths import checkpoint_path
 from robot_ctrl.teleop.replay import save_prompts
 from robot_ctrl.teleop.schema import Prompt
-from rosgraph import diag_values, spin_until, start_node, stop
+from rosgraph import Refusals, diag_values, spin_until, start_node, stop
 
 
 def _stream(path, segments, dt=0.02):
@@ -257,13 +257,22 @@ def test_guidance_steers_the_diffusion_policy_toward_the_operator(ros, tmp_path)
         stop(procs)
 
 
-@pytest.mark.parametrize("params, message", [
+BAD_PROMPTS = [
     ({"prompt_mode": "guidance", "checkpoint": str(checkpoint_path("mlp_reach.safetensors"))}, "guidance hook"),
     ({"prompt_mode": "shared", "blend_alpha": 1.5, "checkpoint": str(checkpoint_path("mlp_reach.safetensors"))},
      "blend_alpha"),
     ({"prompt_mode": "telepathy"}, "prompt_mode"),
-])
-def test_bad_prompt_parameters_stop_startup(params, message):
-    proc = start_node("policy_node", "policy.yaml", params)
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode != 0 and message in out.decode(errors="replace"), out.decode(errors="replace")
+]
+
+
+@pytest.fixture(scope="module")
+def refusals():
+    r = Refusals("policy_node", "policy.yaml", [p for p, _ in BAD_PROMPTS])
+    yield r
+    r.close()
+
+
+@pytest.mark.parametrize("params, message", BAD_PROMPTS)
+def test_bad_prompt_parameters_stop_startup(refusals, params, message):
+    code, out = refusals.result(params)
+    assert code != 0 and message in out, out
