@@ -61,29 +61,59 @@ class Probe:
         self.success, self.t = False, 0.0
 
 
-def test_policy_node_completes_reach_like_the_gymnasium_evaluation(ros):
-    from robot_ctrl.learning.evaluate import evaluate
+class TestReachGraph:
+    """Reach through the graph, then a NaN observation, on one graph (one start-up; it stops at
+    the end of the class, before the next test starts a graph of its own)."""
 
-    gym_eval = evaluate(CKPT, task="reach", episodes=EPISODES, seed=SEED, progress=False)  # filter in the loop
-    horizon_s = 40 * 0.1
-    probe = Probe(ros)
-    procs = _graph(SEED)
-    outcomes = []
-    try:
+    @pytest.fixture(scope="class")
+    def reach_graph(self):
+        """One reach graph for the episodes and the NaN observation after them (one start-up)."""
+        procs = _graph(SEED)
+        yield procs
+        stop(procs)
+
+    def test_policy_node_completes_reach_like_the_gymnasium_evaluation(self, ros, reach_graph):
+        from robot_ctrl.learning.evaluate import evaluate
+
+        gym_eval = evaluate(CKPT, task="reach", episodes=EPISODES, seed=SEED, progress=False)  # filter in the loop
+        horizon_s = 40 * 0.1
+        probe = Probe(ros)
+        procs = reach_graph
+        outcomes = []
         for ep in range(EPISODES):
             if ep:
                 probe.new_episode(procs)
             assert spin_until(ros, lambda: probe.success or probe.t > horizon_s, 120, procs)
             outcomes.append(probe.success)
         chunks = list(probe.chunks)
+        assert spin_until(ros, lambda: "rejected_observations" in diag_values(probe.diags, "robot_ctrl/policy"),
+                          5, procs)
         diag = diag_values(probe.diags, "robot_ctrl/policy")
-    finally:
-        stop(procs)
-    assert sum(outcomes) >= EPISODES - 1, outcomes                      # the node completes reach
-    assert abs(sum(outcomes) - gym_eval["successes"]) <= 1, (outcomes, gym_eval["per_episode"])
-    assert chunks and all(len(c.points) == 16 for c in chunks)
-    assert all(math.isfinite(p.transforms[0].translation.x) for c in chunks for p in c.points)
-    assert int(diag.get("chunks", 0)) >= EPISODES and int(diag.get("rejected_observations", -1)) == 0
+        assert sum(outcomes) >= EPISODES - 1, outcomes                      # the node completes reach
+        assert abs(sum(outcomes) - gym_eval["successes"]) <= 1, (outcomes, gym_eval["per_episode"])
+        assert chunks and all(len(c.points) == 16 for c in chunks)
+        assert all(math.isfinite(p.transforms[0].translation.x) for c in chunks for p in c.points)
+        assert int(diag.get("chunks", 0)) >= EPISODES and int(diag.get("rejected_observations", -1)) == 0
+
+    def test_policy_node_holds_on_a_nan_observation(self, ros, reach_graph):
+        probe = Probe(ros)
+        procs = reach_graph
+        probe.new_episode(procs)  # (after the episodes of the test above, on the same graph)
+        assert spin_until(ros, lambda: len(probe.chunks) >= 1, 60, procs)
+        # a goal with NaN: every observation from now on is refused; no chunk, and with the
+        # simulation gated on the policy, no motion past the last chunk's end either
+        probe.goal.publish(Float64MultiArray(data=[0.5, float("nan"), 0.3]))
+        spin_until(ros, lambda: False, 0.5, procs)
+        n = len(probe.chunks)
+        spin_until(ros, lambda: False, 2.0, procs)
+        assert len(probe.chunks) == n
+        assert spin_until(ros, lambda: int(diag_values(probe.diags, "robot_ctrl/policy")
+                                           .get("rejected_observations", 0)) > 0, 5, procs)
+        # a good goal again: chunks resume
+        probe.goal.publish(Float64MultiArray(data=[0.45, 0.1, 0.3]))
+        assert spin_until(ros, lambda: len(probe.chunks) > n, 20, procs)
+        bad = [c for c in probe.chunks for p in c.points if not np.isfinite(p.transforms[0].translation.x)]
+        assert not bad
 
 
 def test_joint_space_policy_publishes_joint_trajectories_and_matches_gymnasium(ros):
@@ -111,29 +141,6 @@ def test_joint_space_policy_publishes_joint_trajectories_and_matches_gymnasium(r
     assert sum(outcomes) >= 1 and not probe.chunks  # joint chunks only, no Cartesian ones
     assert joint_chunks and all(len(c.points) == 16 and len(c.points[0].velocities) == 9 for c in joint_chunks)
     assert all(np.all(np.isfinite(p.positions)) for c in joint_chunks for p in c.points)
-
-
-def test_policy_node_holds_on_a_nan_observation(ros):
-    probe = Probe(ros)
-    procs = _graph(SEED)
-    try:
-        assert spin_until(ros, lambda: len(probe.chunks) >= 1, 60, procs)
-        # a goal with NaN: every observation from now on is refused; no chunk, and with the
-        # simulation gated on the policy, no motion past the last chunk's end either
-        probe.goal.publish(Float64MultiArray(data=[0.5, float("nan"), 0.3]))
-        spin_until(ros, lambda: False, 0.5, procs)
-        n = len(probe.chunks)
-        spin_until(ros, lambda: False, 2.0, procs)
-        assert len(probe.chunks) == n
-        assert spin_until(ros, lambda: int(diag_values(probe.diags, "robot_ctrl/policy")
-                                           .get("rejected_observations", 0)) > 0, 5, procs)
-        # a good goal again: chunks resume
-        probe.goal.publish(Float64MultiArray(data=[0.45, 0.1, 0.3]))
-        assert spin_until(ros, lambda: len(probe.chunks) > n, 20, procs)
-        bad = [c for c in probe.chunks for p in c.points if not np.isfinite(p.transforms[0].translation.x)]
-        assert not bad
-    finally:
-        stop(procs)
 
 
 BAD_CHECKPOINTS = [

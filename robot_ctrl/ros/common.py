@@ -223,6 +223,15 @@ class JointOrder:
         return q, v
 
 
+def steady_clock():
+    """A steady (monotonic) clock for timers that must tick in wall time whatever the node clock
+    does: the diagnostics, which an operator needs at their rate also while a lockstep simulator
+    has stopped its time or /clock jumps."""
+    from rclpy.clock import Clock, ClockType
+
+    return Clock(clock_type=ClockType.STEADY_TIME)
+
+
 class ClockJumps:
     """Counts (`count`, for /diagnostics) and logs the jumps of a node's clock under
     use_sim_time: a /clock that leaps forward by more than `forward_s` or goes back at all (a

@@ -51,6 +51,7 @@ from robot_ctrl.ros.common import (
     publish_status,
     rotation_from_quaternion,
     stamp_to_sec,
+    steady_clock,
 )
 from robot_ctrl.ros.lifecycle import ManagedNode
 from robot_ctrl.ros.validation import MAX_JOINT_VALUE, LogThrottle, check_duration, check_names, check_stamp
@@ -184,7 +185,7 @@ class ControllerNode(ManagedNode):
         m(self.create_subscription(JointTrajectory, "~/joint_trajectory", self._on_trajectory, TRAJECTORY_QOS))
         m(self.create_subscription(MultiDOFJointTrajectory, "~/cartesian_trajectory", self._on_cartesian,
                                    TRAJECTORY_QOS))
-        m(self.create_timer(1.0, self._publish_diagnostics))
+        m(self.create_timer(1.0, self._publish_diagnostics, clock=steady_clock()))
         self.get_logger().info(f"{robot.name}: {p['command_mode']} commands on {topic}")
 
     def on_activated(self) -> None:

@@ -135,7 +135,7 @@ class Probe:
                 self.safety_diag = {kv.key: kv.value for kv in st.values}
                 self.t_safety_diag = time.monotonic()
 
-    def fresh_safety_diag(self, timeout: float = 1.0) -> dict[str, str]:
+    def fresh_safety_diag(self, timeout: float = 3.0) -> dict[str, str]:
         """The safety filter's next diagnostics (published after this call), or {} after `timeout`."""
         t = time.monotonic()
         self.spin(timeout, until=lambda: self.t_safety_diag > t, procs=())

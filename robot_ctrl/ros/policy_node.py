@@ -85,6 +85,7 @@ from robot_ctrl.ros.common import (
     rotation_from_quaternion,
     sec_to_stamp,
     stamp_to_sec,
+    steady_clock,
 )
 from robot_ctrl.ros.lifecycle import ManagedNode
 from robot_ctrl.ros.validation import LogThrottle, check_stamp
@@ -269,7 +270,7 @@ class PolicyNode(ManagedNode):
         # says which lifecycle state the node is in
         self.alive_pub = m(self.create_publisher(Bool, "/policy/alive", LIVELINESS_QOS))
         m(self.create_timer(1.0, lambda: self.alive_pub.publish(Bool(data=self.active))))
-        m(self.create_timer(1.0, self._publish_diagnostics))
+        m(self.create_timer(1.0, self._publish_diagnostics, clock=steady_clock()))
         if self.policy is None:
             self.get_logger().info(f"teleop (no policy): operator chunks every {self.period:.2f} s on {topic}")
         else:

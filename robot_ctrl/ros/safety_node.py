@@ -62,6 +62,7 @@ from robot_ctrl.ros.common import (
     declare_string_list,
     publish_status,
     stamp_to_sec,
+    steady_clock,
 )
 from robot_ctrl.ros.hardware_output import HardwareOutput
 from robot_ctrl.ros.lifecycle import ManagedNode
@@ -136,12 +137,14 @@ class SafetyNode(ManagedNode):
         if wd == "auto":
             wd = "node" if self.get_parameter("use_sim_time").value else "steady"
         self._wd_clock = Clock(clock_type=ClockType.STEADY_TIME) if wd == "steady" else self.get_clock()
+        self._wd_node = wd == "node"
         self.clock_jumps = ClockJumps(self, self._log)
         # state
         self.q = self.v = None
         self.t_state = None  # stamp of the latest accepted state (node clock domain)
         self.t_state_rx = None  # watchdog clock when it arrived
         self.t_cmd_rx = None
+        self._state_rx_steady = self._cmd_rx_steady = None  # the same on the steady clock (s)
         self.estop = False
         self.stop_since = None  # node clock time of the latest stop
         self.last_cmd = None  # the last published command (finite)
@@ -190,7 +193,7 @@ class SafetyNode(ManagedNode):
         # the state deadline: restarted by every accepted state, so it fires state_timeout_s
         # after the last one (the periodic tick alone would add up to a period on top)
         self._state_deadline = m(self.create_timer(self.state_timeout_s, self._on_state_deadline, clock=self._wd_clock))
-        m(self.create_timer(1.0 / p["diagnostics_rate_hz"], self._publish_diagnostics))
+        m(self.create_timer(1.0 / p["diagnostics_rate_hz"], self._publish_diagnostics, clock=steady_clock()))
         self._metrics = Float64MultiArray()
         self.get_logger().info(
             f"{robot.name}: {p['command_mode']} filter, {self.filter.m} rows, "
@@ -212,6 +215,19 @@ class SafetyNode(ManagedNode):
     def _wd_now(self) -> float:
         """The watchdogs' clock: when inputs arrived, how old they are (see watchdog_clock)."""
         return self._wd_clock.now().nanoseconds * 1e-9
+
+    def _age(self, t_rx: float, rx_steady: float | None, now: float) -> float:
+        """How old an input is on the watchdog clock. On the node clock (use_sim_time) no older
+        than on the steady clock either: a /clock that leaps ahead ages nothing that has not
+        aged in wall time, so a clock jump is no stall (a lagging or lockstep simulator's time,
+        slower than the wall clock, is what counts there)."""
+        age = now - t_rx
+        if self._wd_node and rx_steady is not None:
+            age = min(age, time.monotonic() - rx_steady)
+        return age
+
+    def _state_age(self, now: float) -> float:
+        return self._age(self.t_state_rx, self._state_rx_steady, now)
 
     # -- inputs ----------------------------------------------------------------------------
     def _on_state(self, msg: JointState) -> None:
@@ -235,6 +251,7 @@ class SafetyNode(ManagedNode):
             return
         self.counts["states"] += 1
         self.q, self.v, self.t_state, self.t_state_rx = q, v, t, self._wd_now()
+        self._state_rx_steady = time.monotonic()
         self._state_deadline.reset()
         self.note_state()
 
@@ -243,6 +260,7 @@ class SafetyNode(ManagedNode):
         by the filter), held_commands (not forwarded: no state yet, e-stop, stale state,
         inactive) or commands (filtered and forwarded)."""
         self.t_cmd_rx = self._wd_now()
+        self._cmd_rx_steady = time.monotonic()
         forwarding = (self.q is not None and not self.estop and not self._stale() and self.active
                       and not self.policy_lost())
         # the length first: a huge array is never converted
@@ -286,7 +304,7 @@ class SafetyNode(ManagedNode):
     def _on_reset(self, request, response):
         now = self._wd_now()
         fresh = self.t_state_rx is not None and (self.stop_since is None or self.t_state_rx > self.stop_since) \
-            and now - self.t_state_rx <= self.watchdog_s
+            and self._state_age(now) <= self.watchdog_s
         if not fresh:
             self.counts["refused_resets"] += 1
             response.success = False
@@ -325,7 +343,7 @@ class SafetyNode(ManagedNode):
     # -- watchdog and braking --------------------------------------------------------------
     def _stale(self) -> bool:
         now = self._wd_now()
-        return self.t_state_rx is None or now - self.t_state_rx > self.state_timeout_s
+        return self.t_state_rx is None or self._state_age(now) > self.state_timeout_s
 
     def policy_lost(self) -> bool:
         return self.policy is not None and self.policy.lost
@@ -345,15 +363,15 @@ class SafetyNode(ManagedNode):
     def _on_state_deadline(self) -> None:
         # (a timer the executor had already found ready before a state reset it still fires:
         # only a deadline that really passed counts)
-        if self.t_state_rx is not None and self._wd_now() - self.t_state_rx >= self.state_timeout_s - 0.1 * self.dt:
+        if self.t_state_rx is not None and self._state_age(self._wd_now()) >= self.state_timeout_s - 0.1 * self.dt:
             self._watchdog(state_deadline=True)
 
     def _watchdog(self, state_deadline: bool = False) -> None:
         if self.q is None:
             return
         now = self._wd_now()
-        state_old = state_deadline or now - self.t_state_rx > self.state_timeout_s
-        cmd_old = self.t_cmd_rx is None or now - self.t_cmd_rx > self.watchdog_s
+        state_old = state_deadline or self._state_age(now) > self.state_timeout_s
+        cmd_old = self.t_cmd_rx is None or self._age(self.t_cmd_rx, self._cmd_rx_steady, now) > self.watchdog_s
         if self.estop:
             self._brake("stop", periodic=True)
         elif not self.active:  # configured, not active (before activation, after deactivate): hold
@@ -366,7 +384,7 @@ class SafetyNode(ManagedNode):
             if not self._watchdog_active:
                 self.counts["watchdog_brakes"] += 1
                 if state_old:  # how long after the last state the brake went out (watchdog clock)
-                    self.state_brake_delay_s = now - self.t_state_rx
+                    self.state_brake_delay_s = self._state_age(now)
                     self.counts["state_watchdog_brakes"] += 1
                 limit = self.state_timeout_s if state_old else self.watchdog_s
                 self._log("5", f"watchdog: {'state' if state_old else 'command'} older than "
