@@ -104,3 +104,15 @@ class Refusals:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def refusals_fixture(executable: str, params_file: str, cases):
+    """A module-scoped pytest fixture of Refusals for `cases` [(params, message), ...]."""
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def refusals():
+        r = Refusals(executable, params_file, [params for params, _ in cases])
+        yield r
+        r.close()
+    return refusals

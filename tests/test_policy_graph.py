@@ -16,7 +16,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import MultiDOFJointTrajectory
 
 from robot_ctrl.paths import checkpoint_path
-from rosgraph import Refusals, diag_values, spin_until, start_node, stop
+from rosgraph import diag_values, refusals_fixture, spin_until, start_node, stop
 
 CKPT = checkpoint_path("mlp_reach.safetensors")
 SEED, EPISODES = 700, 6
@@ -150,11 +150,7 @@ BAD_CHECKPOINTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def refusals():
-    r = Refusals("policy_node", "policy.yaml", [p for p, _ in BAD_CHECKPOINTS])
-    yield r
-    r.close()
+refusals = refusals_fixture("policy_node", "policy.yaml", BAD_CHECKPOINTS)
 
 
 @pytest.mark.parametrize("params, message", BAD_CHECKPOINTS)

@@ -22,7 +22,7 @@ from trajectory_msgs.msg import MultiDOFJointTrajectory
 from robot_ctrl.paths import checkpoint_path
 from robot_ctrl.teleop.replay import save_prompts
 from robot_ctrl.teleop.schema import Prompt
-from rosgraph import Refusals, diag_values, spin_until, start_node, stop
+from rosgraph import diag_values, refusals_fixture, spin_until, start_node, stop
 
 
 def _stream(path, segments, dt=0.02):
@@ -265,11 +265,7 @@ BAD_PROMPTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def refusals():
-    r = Refusals("policy_node", "policy.yaml", [p for p, _ in BAD_PROMPTS])
-    yield r
-    r.close()
+refusals = refusals_fixture("policy_node", "policy.yaml", BAD_PROMPTS)
 
 
 @pytest.mark.parametrize("params, message", BAD_PROMPTS)
