@@ -382,7 +382,9 @@ def _state_stall(probe, procs, plist, node) -> dict:
     # the commands that answer the last state (a metric carries the stamp of the state it
     # answers): at most the nominal ones before the deadline, then only brakes. Matched by stamp,
     # not by when they reached this process: a held-up probe takes its queues in any order
-    last = probe.last_stamp()
+    # the filter's last state: the newest one its commands answer (this process may have taken
+    # one more, or one fewer, than the filter did)
+    last = max((m[0] for _, m in probe.metrics), default=probe.last_stamp())
     t_last_rx = probe.state_rx[-1] if probe.state_rx else t_stop
     answers = [(tm, m) for tm, m in probe.metrics if abs(m[0] - last) < 1e-6]
     k_brake = next((k for k, (_, m) in enumerate(answers) if m[4] in BRAKING), None)
