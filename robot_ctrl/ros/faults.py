@@ -64,11 +64,20 @@ def start(executable: str, params_file: str, overrides: dict | None = None, rema
     if logs:
         Path(logs).mkdir(parents=True, exist_ok=True)
         out = open(Path(logs) / f"{executable}.log", "w")  # noqa: SIM115 (the child holds it)
+    env = os.environ.copy()
+    if _DOMAIN:
+        env["ROS_DOMAIN_ID"] = str(_DOMAIN[0])
     try:
-        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
     finally:
         if out is not subprocess.DEVNULL:
             out.close()
+
+
+# the ROS domain of the graph being run (a domain of its own when run_many owns the rclpy
+# context: a node left over from an earlier graph or test, still publishing, cannot reach it)
+_DOMAIN: list[int] = []
+_RUNS = [0]
 
 
 def stop_all(procs) -> None:
@@ -293,7 +302,10 @@ def run_many(scenarios, backend: str = "sim") -> list[dict]:
     use_loopback()
     own_context = not rclpy.ok()
     if own_context:
-        rclpy.init()
+        _RUNS[0] += 1
+        domain = 101 + (os.getpid() + _RUNS[0]) % 100  # (tests/conftest.py uses 10..99)
+        _DOMAIN[:] = [domain]
+        rclpy.init(domain_id=domain)
     node = rclpy.create_node(f"fault_probe_{scenarios[0]}")
     probe = Probe(node, RobotModel.load("panda"))
     results = []
@@ -314,6 +326,7 @@ def run_many(scenarios, backend: str = "sim") -> list[dict]:
             node.destroy_node()
             if own_context:
                 rclpy.shutdown()
+                _DOMAIN.clear()
     return results
 
 
@@ -446,7 +459,8 @@ def _storm(probe, procs, plist, node) -> dict:
     before = _latency(probe, t0)
     rss0 = {k: _rss_mb(procs[k].pid) for k in ("controller", "safety")}
     storm = subprocess.Popen([sys.executable, "-m", "robot_ctrl.ros.storm", "--seconds", "4", "--copies", "10"],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env={**os.environ, **({"ROS_DOMAIN_ID": str(_DOMAIN[0])} if _DOMAIN else {})})
     # the storm's first second goes to its start-up (imports, discovery); measure the rest
     probe.spin(1.5, procs=plist + [storm])
     t1 = time.monotonic()
