@@ -64,11 +64,8 @@ def start(executable: str, params_file: str, overrides: dict | None = None, rema
     if logs:
         Path(logs).mkdir(parents=True, exist_ok=True)
         out = open(Path(logs) / f"{executable}.log", "w")  # noqa: SIM115 (the child holds it)
-    env = os.environ.copy()
-    if _DOMAIN:
-        env["ROS_DOMAIN_ID"] = str(_DOMAIN[0])
     try:
-        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=_env())
     finally:
         if out is not subprocess.DEVNULL:
             out.close()
@@ -78,6 +75,11 @@ def start(executable: str, params_file: str, overrides: dict | None = None, rema
 # context: a node left over from an earlier graph or test, still publishing, cannot reach it)
 _DOMAIN: list[int] = []
 _RUNS = [0]
+
+
+def _env() -> dict:
+    """The environment of a process of the graph (its ROS domain, see _DOMAIN)."""
+    return {**os.environ, **({"ROS_DOMAIN_ID": str(_DOMAIN[0])} if _DOMAIN else {})}
 
 
 def stop_all(procs) -> None:
@@ -460,7 +462,7 @@ def _storm(probe, procs, plist, node) -> dict:
     rss0 = {k: _rss_mb(procs[k].pid) for k in ("controller", "safety")}
     storm = subprocess.Popen([sys.executable, "-m", "robot_ctrl.ros.storm", "--seconds", "4", "--copies", "10"],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             env={**os.environ, **({"ROS_DOMAIN_ID": str(_DOMAIN[0])} if _DOMAIN else {})})
+                             env=_env())
     # the storm's first second goes to its start-up (imports, discovery); measure the rest
     probe.spin(1.5, procs=plist + [storm])
     t1 = time.monotonic()
