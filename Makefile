@@ -34,10 +34,18 @@ browser:
 	fi
 
 # byte-compile the package first: with PYTHONDONTWRITEBYTECODE set (CI images often set it) every
-# node process the tests start would compile robot_ctrl from source again (~0.2 s each)
+# node process the tests start would compile robot_ctrl from source again (~0.2 s each).
+# Two parts, both always run: the tests that start no graph and time nothing (marked parallel:
+# tests/conftest.py PARALLEL_FILES) on TEST_WORKERS pytest-xdist workers, one file per worker at a
+# time and one torch thread each; then all the others alone, so that no graph's timing is measured
+# beside a second test.
+TEST_WORKERS ?= 2
 test: $(STAMP) browser
 	$(PY) -m compileall -q robot_ctrl >/dev/null
-	$(PY) -m pytest -q tests
+	@rc=0; \
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m parallel tests || rc=$$?; \
+	$(PY) -m pytest -q -m "not parallel" tests || rc=$$?; \
+	exit $$rc
 
 bench: $(STAMP)
 	$(VENV)/bin/robot-ctrl bench sim

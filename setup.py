@@ -89,7 +89,7 @@ setup(
         # teleop hardware: SpaceMouse (hidapi) and gamepads (evdev); imported only when opened
         "teleop": ["hidapi>=0.14", "evdev>=1.6; sys_platform == 'linux'"],
         # tests: selenium drives Debian's chromium/chromedriver (make test installs them)
-        "dev": ["pytest>=7", "colcon-common-extensions", "selenium>=4.10"],
+        "dev": ["pytest>=7", "pytest-xdist>=3.5", "colcon-common-extensions", "selenium>=4.10"],
     },
     package_data={"robot_ctrl.teleop": ["static/*.html"]},
     zip_safe=True,
