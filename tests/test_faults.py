@@ -71,7 +71,8 @@ def test_message_storm_keeps_queues_and_latency_bounded():
 def test_a_jumped_stamp_gives_no_burst_no_stall_and_no_nan(backend):
     r = result("stamp_jump", backend)
     assert r["finite"], r
-    assert r["output_busiest_50ms"] <= 1.5 * r["output_typical_50ms"] + 3, r  # one per state: no burst
+    # no burst: no more commands out of the safety filter than states came in (one per state)
+    assert r["states_in"] > 0 and r["extra_commands"] <= 0.1 * r["states_in"] + 10, r
     assert r["braking_commands_after"] < 50, r  # no watchdog stall behind the jumped stamp
     assert r["max_command_step_nm"] < 20.0, r
 
@@ -110,7 +111,7 @@ def test_a_clock_jump_under_sim_time_is_detected_with_no_burst_and_no_nan():
     r = run("clock_jump", "sim")
     assert r["finite"], r
     assert r["clock_jumps_seen"] >= 2, r  # ahead and back, both seen by the safety filter
-    assert r["output_busiest_50ms"] <= 1.5 * r["output_typical_50ms"] + 3, r  # no burst
+    assert r["states_in"] > 0 and r["extra_commands"] <= 0.1 * r["states_in"] + 10, r  # no burst
     assert r["ok"], r
 
 

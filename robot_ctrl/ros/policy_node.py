@@ -40,7 +40,10 @@ An e-stop prompt stops chunk publishing (the teleop node sends /estop to the saf
 
 Timing follows the state stamps (sim time in simulation): a chunk is predicted from the first
 state at or after the previous chunk's stamp + action_steps·dt, so the policy runs at its
-training rate whatever the wall clock does. Chunk point k is the target for stamp + (k+1)·dt,
+training rate whatever the wall clock does. The stamps pass the controller's guard
+(robot_ctrl.control.stamps): a state older than the last (a storm's copies) or one stamped a jump
+ahead is refused, so that no chunk is scheduled or stamped on it; a confirmed new timeline (a
+simulator reset) restarts the episode. Chunk point k is the target for stamp + (k+1)·dt,
 as in the Gymnasium environment. The controller starts each chunk from its current reference
 (C1 joins: no jump where chunks meet) and the safety filter stays in between.
 
@@ -51,7 +54,7 @@ publishes no chunk (the controller keeps the last good one) and never a non-fini
 
 Inputs are checked on arrival and counted on /diagnostics, one counter per message: joint
 states `states` / `rejected_states` (robot_ctrl.ros.validation: sizes, names, NaN/Inf, values
-beyond 1e4, the stamp); goals `goals` / `rejected_goals` (wrong length: ignored; NaN/Inf:
+beyond 1e4, the stamp, out of order or a jump: `stamp_jumps`, `stamps_older`); goals `goals` / `rejected_goals` (wrong length: ignored; NaN/Inf:
 counted, and the node holds until a good goal) / `ignored_goals` (the operator's goal wins, or
 teleop); object poses `poses` / `rejected_poses` (frame "world" or empty, the stamp, NaN/Inf,
 a quaternion not unit within 1e-3, farther than 1 km: the node holds until a good pose);
@@ -87,6 +90,7 @@ from robot_ctrl.ros.common import (
     stamp_to_sec,
     steady_clock,
 )
+from robot_ctrl.control.stamps import StampError, StampGuard
 from robot_ctrl.ros.lifecycle import ManagedNode
 from robot_ctrl.ros.validation import LogThrottle, check_stamp
 
@@ -230,6 +234,7 @@ class PolicyNode(ManagedNode):
         self.goal_planned: np.ndarray | None = None  # the goal the last (or the next, after a replan) chunk is for
         self.t_next = -np.inf
         self.t_last = -np.inf
+        self.stamps = StampGuard()  # the state stamps' time base (robot_ctrl.control.stamps)
         self.counts = {"chunks": 0, "rejected_observations": 0, "states": 0, "rejected_states": 0, "waiting": 0,
                        "policy_errors": 0, "time_resets": 0, "operator_chunks": 0, "estop_holds": 0,
                        "goal_replans": 0, "goals": 0, "rejected_goals": 0, "ignored_goals": 0, "poses": 0,
@@ -351,10 +356,17 @@ class PolicyNode(ManagedNode):
             self.counts["rejected_states"] += 1
             self._log("4", f"rejected joint state: {exc}")
             return
-        self.counts["states"] += 1
         t = stamp_to_sec(msg.header.stamp)
+        try:  # out of order (a storm's copies) or a jump: refused, as the controller does (a
+            # jumped stamp would schedule the next chunks a jump ahead, and stamp them there)
+            verdict = self.stamps.check(t, time.monotonic())
+        except StampError as exc:
+            self.counts["rejected_states"] += 1
+            self._log("8", f"rejected joint state: {exc}")
+            return
+        self.counts["states"] += 1
         self.q_now, self.v_now = q, v
-        if t < self.t_last:  # the clock went back (simulator reset): a new episode
+        if verdict == "reset" or t < self.t_last:  # a new timeline (a simulator reset): a new episode
             self.counts["time_resets"] += 1
             self._restart()
         elif t == self.t_last and np.isfinite(self.t_next):
@@ -523,8 +535,8 @@ class PolicyNode(ManagedNode):
         publish_status(self, self.diag_pub, "robot_ctrl/policy", self.policy.kind if self.policy else "teleop", level,
                        "holding after bad input" if bad else "running",
                        {**self.counts, **self.prompts.counts(), **self.lifecycle_values(), "task": self.task,
-                        "prompt_mode": self.mode,
-                        "interventions": self.shared.interventions, "chunk_ms_p50": f"{np.percentile(lat, 50):.2f}",
+                        "prompt_mode": self.mode, "stamp_jumps": self.stamps.jumps,
+                        "stamps_older": self.stamps.older, "interventions": self.shared.interventions, "chunk_ms_p50": f"{np.percentile(lat, 50):.2f}",
                         "chunk_ms_p99": f"{np.percentile(lat, 99):.2f}"})
 
 

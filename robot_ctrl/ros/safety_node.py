@@ -151,7 +151,8 @@ class SafetyNode(ManagedNode):
         self.state_brake_delay_s = None  # last state -> the latest state-watchdog brake
         self.policy_lost_stamp = None  # stamp of the state in hand when the latest policy loss braked
         self._t_pub = -np.inf  # watchdog clock of the last published command
-        # publish times (watchdog clock), a ring read at each diagnostics: the busiest 50 ms
+        # publish times (steady clock: a sim clock that jumps would bunch or spread them), a ring
+        # read at each diagnostics: the busiest 50 ms
         self._pub_ring = np.full(2048, -np.inf)
         self._pub_i = 0
         self.busiest_50ms = 0  # the most commands out in any 50 ms since configure
@@ -411,7 +412,7 @@ class SafetyNode(ManagedNode):
             u = self.last_cmd if self.last_cmd is not None else np.zeros(self.n)
         self.last_cmd = u
         self._t_pub = self._wd_now()
-        self._pub_ring[self._pub_i % self._pub_ring.size] = self._t_pub
+        self._pub_ring[self._pub_i % self._pub_ring.size] = time.monotonic()
         self._pub_i += 1
         self.output.publish(u, self.q)
         # stamped with the joint state the command answers (sim time in simulation)
@@ -421,14 +422,16 @@ class SafetyNode(ManagedNode):
 
     # -- diagnostics -----------------------------------------------------------------------
     def _output_rate(self) -> dict:
-        """Commands out in the busiest 50 ms (watchdog clock): the latest 2048 commands, and the
-        most since configure. One command per period is 25 at 500 Hz; a burst shows here."""
+        """Commands out in the busiest 50 ms (steady clock): the latest 2048 commands, and the
+        most since configure (one command per period is 25 at 500 Hz; states that arrive bunched
+        bunch the commands too). `published`: every command out (filtered or braking), to count
+        against the states in."""
         t = np.sort(self._pub_ring[np.isfinite(self._pub_ring)])
         if t.size == 0:
-            return {"busiest_50ms": self.busiest_50ms}
+            return {"busiest_50ms": self.busiest_50ms, "published": self._pub_i}
         n = np.searchsorted(t, t + 0.05, side="left") - np.arange(t.size)
         self.busiest_50ms = max(self.busiest_50ms, int(n.max()))
-        return {"busiest_50ms": self.busiest_50ms, "recent_busiest_50ms": int(n.max()),
+        return {"busiest_50ms": self.busiest_50ms, "recent_busiest_50ms": int(n.max()), "published": self._pub_i,
                 "recent_typical_50ms": float(np.median(n[t + 0.05 <= t[-1]])) if t[-1] - t[0] > 0.05 else float(n.max())}
 
     def _publish_diagnostics(self) -> None:
