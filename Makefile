@@ -43,8 +43,8 @@ TEST_WORKERS ?= 2
 test: $(STAMP) browser
 	$(PY) -m compileall -q robot_ctrl >/dev/null
 	@rc=0; \
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m parallel tests || rc=$$?; \
-	$(PY) -m pytest -q -m "not parallel" tests || rc=$$?; \
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m parallel --durations=10 tests || rc=$$?; \
+	$(PY) -m pytest -q -m "not parallel" --durations=20 tests || rc=$$?; \
 	exit $$rc
 
 bench: $(STAMP)

@@ -34,12 +34,13 @@ def _dds_segments() -> set:
     return set(_SHM.glob("fastrtps_*")) | set(_SHM.glob("sem.fastrtps_*")) if _SHM.is_dir() else set()
 
 
-# Test files that start no ROS graph, no process and time nothing: make test runs them on two
-# pytest-xdist workers (-m parallel -n 2), then everything else alone (-m "not parallel"), so the
-# graphs' timing (watchdogs, kill -> brake, lockstep episodes) is never measured beside a second
-# test. A new file runs alone unless it is listed here.
+# Test files that start no node process and whose verdicts depend on no timing: make test runs
+# them on two pytest-xdist workers (-m parallel -n 2), then everything else alone (-m "not
+# parallel"), so that the graphs' timing (watchdogs, kill -> brake, lockstep episodes) is never
+# measured beside a second test. (The fuzz spins its nodes in its own process and counts every
+# message, with timeouts no load reaches.) A new file runs alone unless it is listed here.
 PARALLEL_FILES = {
-    "test_carp.py", "test_control.py", "test_diffusion.py", "test_frames.py", "test_learning.py",
+    "test_carp.py", "test_control.py", "test_diffusion.py", "test_frames.py", "test_fuzz.py", "test_learning.py",
     "test_mcap_convert.py", "test_metaworld.py", "test_model.py", "test_safety_core.py",
     "test_safety_geometry.py", "test_safety_robust.py", "test_sim.py", "test_stamps.py", "test_tasks.py",
     "test_teleop_devices.py", "test_teleop_shared.py", "test_teleop_study.py",
@@ -53,7 +54,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "parallel: no ROS graph, no process, no timing (PARALLEL_FILES): "
+    config.addinivalue_line("markers", "parallel: no node process, no timing (PARALLEL_FILES): "
                                        "make test runs these on two workers")
     if not hasattr(config, "workerinput"):  # the controller (or a plain run), not an xdist worker
         config._robot_ctrl_dds_before = _dds_segments()

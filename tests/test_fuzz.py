@@ -323,11 +323,12 @@ def test_fuzz_the_stack(ros_context):
     t_start = time.monotonic()
     rng = np.random.default_rng(SEED)
     ctrl = ControllerNode(cli_args=["--ros-args", "-r", "/forward_effort_controller/commands:=/safety_filter/nominal"])
-    # (timing is not under test here: the stream comes in bursts on a saturated process, so the
-    # state timeout is the old 5 periods and the policy's liveliness, which flaps at this load,
-    # is not watched; robot-ctrl bench faults and tests/test_faults.py cover both)
+    # (timing is not under test here: the stream comes in bursts on a saturated process, and
+    # make test runs this file beside another test, so the state timeout is 50 periods and the
+    # policy's liveliness, which flaps at this load, is not watched; robot-ctrl bench faults and
+    # tests/test_faults.py cover both)
     safety = SafetyNode(parameter_overrides=[Parameter("controller_name", value="robot"),
-                                             Parameter("state_timeout_periods", value=5.0),
+                                             Parameter("state_timeout_periods", value=50.0),
                                              Parameter("policy_liveliness", value=False)])
     policy = PolicyNode(parameter_overrides=[
         Parameter("checkpoint", value=str(checkpoint_path("mlp_reach.safetensors"))),
